@@ -1,0 +1,44 @@
+"""edgecolbert: late-interaction (ColBERT) encoding and MaxSim reranking for retrieval pipelines."""
+
+from edgecolbert.cache import EmbeddingCache, content_hash
+from edgecolbert.encoder import DEFAULT_MODEL, ColBERT
+from edgecolbert.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    EdgeColbertError,
+    EmptyQueryError,
+    InvalidDocumentError,
+    InvalidInputError,
+    InvalidTypeError,
+    MissingCheckpointFileError,
+    UnsupportedCheckpointError,
+)
+from edgecolbert.maxsim import maxsim, topk
+from edgecolbert.rerank import Reranker, RerankResult, RerankResults
+from edgecolbert.vectors import MultiVectors
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "ColBERT",
+    "CorruptCheckpointError",
+    "EdgeColbertError",
+    "EmbeddingCache",
+    "EmptyQueryError",
+    "InvalidDocumentError",
+    "InvalidInputError",
+    "InvalidTypeError",
+    "MissingCheckpointFileError",
+    "MultiVectors",
+    "RerankResult",
+    "RerankResults",
+    "Reranker",
+    "UnsupportedCheckpointError",
+    "content_hash",
+    "maxsim",
+    "topk",
+]

@@ -1,0 +1,408 @@
+"""Find a late-interaction checkpoint and read what the encoder needs from it.
+
+Three layouts are understood, all without importing the libraries that wrote them:
+
+* PyLate (what mxbai-edge-colbert-v0 and GTE-ModernColBERT ship): ``modules.json`` with a
+  Transformer and ``N_Dense`` projection folders, the ColBERT settings in
+  ``config_sentence_transformers.json``;
+* sentence-transformers 6 ``MultiVectorEncoder`` native saves: the same ``modules.json`` shape,
+  with the settings on the Transformer module and a ``MultiVectorMask`` module;
+* Stanford ColBERT (colbertv2.0, answerai-colbert-small-v1): a BERT with ``architectures:
+  ["HF_ColBERT"]``, the projection as ``linear.weight`` in the root weights, settings in
+  ``artifact.metadata``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgecolbert.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    MissingCheckpointFileError,
+    UnsupportedCheckpointError,
+)
+
+logger = logging.getLogger(__name__)
+
+Layout = Literal["pylate", "sentence-transformers", "stanford"]
+
+# PyLate's own fallbacks when a save omits a setting (model-format.md §2).
+PYLATE_QUERY_LENGTH = 32
+PYLATE_DOCUMENT_LENGTH = 180
+
+# Only what a checkpoint legitimately needs; pickled weights are never fetched.
+_HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "artifact.metadata"]
+_HUB_IGNORE_PATTERNS = ["onnx/*", "openvino/*", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt"]
+
+_DENSE_TYPES = ("Dense",)
+_TRANSFORMER_TYPES = ("Transformer",)
+_MASK_TYPES = ("MultiVectorMask",)
+_IGNORED_TYPES = ("Normalize",)
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    """One projection layer: ``y = act(x W^T + b)``, plus ``x`` (or ``x R^T``) when residual."""
+
+    weights: Path
+    key_prefix: str
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str
+    use_residual: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """Everything the encoder reads from a checkpoint, resolved to local files."""
+
+    path: Path
+    layout: Layout
+    backbone_dir: Path
+    dense: tuple[DenseSpec, ...]
+    query_prefix: str
+    document_prefix: str
+    query_length: int
+    document_length: int
+    query_expansion: bool
+    attend_to_expansion_tokens: bool
+    skiplist_words: tuple[str, ...]
+    do_lower_case: bool
+    expansion_token: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def resolve_checkpoint_dir(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    local_files_only: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Return a local folder holding the checkpoint: the folder itself, or a hub snapshot."""
+    candidate = Path(os.path.expanduser(os.fspath(name_or_path)))
+    if candidate.is_dir():
+        return candidate.resolve()
+    if candidate.exists():
+        raise CheckpointNotFoundError(
+            f"{candidate} is a file, not a checkpoint folder: pass the folder that holds config.json."
+        )
+    name = os.fspath(name_or_path)
+    if not _looks_like_hub_id(name):
+        raise CheckpointNotFoundError(
+            f"No checkpoint folder at {candidate} (and {name!r} is not a Hugging Face hub id of the form "
+            "'organisation/model'). Check the path."
+        )
+    return _download_snapshot(name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir)
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        len(parts) in (1, 2)
+        and all(parts)
+        and not name.startswith((".", "~"))
+        and not any(part in (".", "..") for part in parts)
+    )
+
+
+def _download_snapshot(
+    repo_id: str,
+    *,
+    revision: str | None,
+    token: str | bool | None,
+    local_files_only: bool,
+    cache_dir: str | os.PathLike[str] | None,
+) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            token=token,
+            local_files_only=local_files_only,
+            cache_dir=cache_dir,
+            allow_patterns=_HUB_ALLOW_PATTERNS,
+            ignore_patterns=_HUB_IGNORE_PATTERNS,
+        )
+    except LocalEntryNotFoundError as exc:
+        raise CheckpointNotFoundError(
+            f"{repo_id!r} is not in the local Hugging Face cache and the hub cannot be used "
+            "(offline mode or no network). Download it once with network access, unset HF_HUB_OFFLINE, "
+            "or pass a local folder."
+        ) from exc
+    except (RepositoryNotFoundError, GatedRepoError) as exc:
+        raise CheckpointNotFoundError(
+            f"Hugging Face hub repository {repo_id!r} was not found or needs access rights: check the id, "
+            "or log in (HF_TOKEN) if it is private or gated."
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise CheckpointNotFoundError(f"Revision {revision!r} of {repo_id!r} does not exist on the hub.") from exc
+    except (HfHubHTTPError, OSError) as exc:
+        raise CheckpointNotFoundError(f"Could not fetch {repo_id!r} from the Hugging Face hub: {exc}") from exc
+    return Path(folder)
+
+
+def read_checkpoint(path: Path) -> CheckpointSpec:
+    """Detect the layout of a local checkpoint folder and read its settings."""
+    if (path / "modules.json").is_file():
+        return _read_modules_checkpoint(path)
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise MissingCheckpointFileError(
+            f"{path} is not a checkpoint: it has neither modules.json (PyLate / sentence-transformers) nor "
+            "config.json (Stanford ColBERT / transformers). Point at the folder the model was saved to."
+        )
+    architectures = load_json(config_path).get("architectures") or []
+    if "HF_ColBERT" in architectures:
+        return _read_stanford_checkpoint(path)
+    raise UnsupportedCheckpointError(
+        f"{path} is a plain transformers model ({', '.join(architectures) or 'no architectures'}) without a "
+        "ColBERT projection head. Use a late-interaction checkpoint (PyLate, Stanford ColBERT or a "
+        "sentence-transformers MultiVectorEncoder save)."
+    )
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError as exc:
+        raise MissingCheckpointFileError(f"Checkpoint file {path} is missing.") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(f"Checkpoint file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, (dict, list)):
+        raise CorruptCheckpointError(f"Checkpoint file {path} holds {type(data).__name__}, expected a JSON object.")
+    return data  # type: ignore[return-value]
+
+
+def _optional_json(path: Path) -> dict[str, Any]:
+    return load_json(path) if path.is_file() else {}
+
+
+def _module_kind(type_name: str) -> str:
+    short = type_name.rsplit(".", 1)[-1]
+    for kind, names in (
+        ("transformer", _TRANSFORMER_TYPES),
+        ("dense", _DENSE_TYPES),
+        ("mask", _MASK_TYPES),
+        ("ignored", _IGNORED_TYPES),
+    ):
+        if short in names:
+            return kind
+    return short
+
+
+def _read_modules_checkpoint(path: Path) -> CheckpointSpec:
+    modules = load_json(path / "modules.json")
+    if not isinstance(modules, list) or not modules:
+        raise CorruptCheckpointError(f"{path / 'modules.json'} should be a non-empty list of modules.")
+    modules = sorted(modules, key=lambda entry: entry.get("idx", 0))
+    st_config = _optional_json(path / "config_sentence_transformers.json")
+
+    backbone_dir: Path | None = None
+    transformer_config: dict[str, Any] = {}
+    dense: list[DenseSpec] = []
+    mask_config: dict[str, Any] | None = None
+    for entry in modules:
+        kind = _module_kind(str(entry.get("type", "")))
+        module_dir = path / str(entry.get("path", ""))
+        if kind == "transformer":
+            backbone_dir = module_dir
+            transformer_config = _optional_json(module_dir / "sentence_bert_config.json")
+        elif kind == "dense":
+            dense.append(_read_dense(module_dir))
+        elif kind == "mask":
+            mask_config = _optional_json(module_dir / "config.json")
+        elif kind != "ignored":
+            raise UnsupportedCheckpointError(
+                f"{path} contains a {entry.get('type')} module: it is a single-vector (pooled) model or uses a "
+                "module edgecolbert does not implement, not a late-interaction checkpoint."
+            )
+    if backbone_dir is None:
+        raise UnsupportedCheckpointError(f"{path / 'modules.json'} lists no Transformer module.")
+    if not dense:
+        raise UnsupportedCheckpointError(
+            f"{path} has no Dense projection module: without the trained ColBERT head the token vectors would "
+            "be meaningless. Use a late-interaction checkpoint."
+        )
+    if st_config.get("model_type") == "ColBERT" or "query_prefix" in st_config or mask_config is None:
+        return _pylate_spec(path, backbone_dir, tuple(dense), st_config, transformer_config)
+    return _native_spec(path, backbone_dir, tuple(dense), st_config, transformer_config, mask_config)
+
+
+def _read_dense(module_dir: Path) -> DenseSpec:
+    config = load_json(module_dir / "config.json")
+    weights = module_dir / "model.safetensors"
+    if not weights.is_file():
+        pickled = [name for name in ("pytorch_model.bin", "model.pt") if (module_dir / name).is_file()]
+        hint = (
+            f" It has {pickled[0]}, a pickle file, which edgecolbert never loads: convert it to safetensors."
+            if pickled
+            else ""
+        )
+        raise MissingCheckpointFileError(f"Projection weights {weights} are missing.{hint}")
+    try:
+        return DenseSpec(
+            weights=weights,
+            key_prefix="linear.",
+            in_features=int(config["in_features"]),
+            out_features=int(config["out_features"]),
+            bias=bool(config.get("bias", True)),
+            activation=str(config.get("activation_function") or "torch.nn.modules.linear.Identity"),
+            use_residual=bool(config.get("use_residual", False)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptCheckpointError(f"{module_dir / 'config.json'} lacks a valid {exc} entry.") from exc
+
+
+def _max_seq_length(transformer_config: dict[str, Any]) -> int | None:
+    value = transformer_config.get("max_seq_length")
+    return int(value) if value else None
+
+
+def _pylate_spec(
+    path: Path,
+    backbone_dir: Path,
+    dense: tuple[DenseSpec, ...],
+    st_config: dict[str, Any],
+    transformer_config: dict[str, Any],
+) -> CheckpointSpec:
+    skiplist = st_config.get("skiplist_words")
+    expansion = st_config.get("do_query_expansion", True)
+    return CheckpointSpec(
+        path=path,
+        layout="pylate",
+        backbone_dir=backbone_dir,
+        dense=dense,
+        query_prefix=st_config.get("query_prefix") or "",
+        document_prefix=st_config.get("document_prefix") or "",
+        query_length=int(st_config.get("query_length") or PYLATE_QUERY_LENGTH),
+        document_length=int(st_config.get("document_length") or PYLATE_DOCUMENT_LENGTH),
+        query_expansion=bool(expansion),
+        attend_to_expansion_tokens=bool(expansion and st_config.get("attend_to_expansion_tokens", False)),
+        skiplist_words=tuple(skiplist if skiplist is not None else string.punctuation),
+        do_lower_case=bool(transformer_config.get("do_lower_case", False)),
+    )
+
+
+def _native_spec(
+    path: Path,
+    backbone_dir: Path,
+    dense: tuple[DenseSpec, ...],
+    st_config: dict[str, Any],
+    transformer_config: dict[str, Any],
+    mask_config: dict[str, Any],
+) -> CheckpointSpec:
+    prompts = st_config.get("prompts") or {}
+    expansion = transformer_config.get("query_expansion")
+    if expansion is not None and expansion.get("strategy", "fixed") != "fixed":
+        raise UnsupportedCheckpointError(
+            f"{path}: query_expansion strategy {expansion.get('strategy')!r} is not supported (only 'fixed')."
+        )
+    max_seq_length = _max_seq_length(transformer_config)
+    query_length = (expansion or {}).get("length") or transformer_config.get("query_length") or max_seq_length
+    document_length = transformer_config.get("document_length") or max_seq_length
+    if not query_length or not document_length:
+        raise CorruptCheckpointError(
+            f"{backbone_dir / 'sentence_bert_config.json'} sets neither query/document lengths nor max_seq_length."
+        )
+    skiplist_tasks = mask_config.get("skiplist_tasks") or ["document"]
+    if "query" in skiplist_tasks:
+        raise UnsupportedCheckpointError(f"{path}: a skiplist applied to queries is not supported.")
+    return CheckpointSpec(
+        path=path,
+        layout="sentence-transformers",
+        backbone_dir=backbone_dir,
+        dense=dense,
+        query_prefix=prompts.get("query") or "",
+        document_prefix=prompts.get("document") or "",
+        query_length=int(query_length),
+        document_length=int(document_length),
+        query_expansion=expansion is not None,
+        attend_to_expansion_tokens=bool((expansion or {}).get("attend", False)),
+        skiplist_words=tuple(mask_config.get("skiplist_words") or ()),
+        do_lower_case=bool(transformer_config.get("do_lower_case", False)),
+        expansion_token=(expansion or {}).get("token"),
+    )
+
+
+def _read_stanford_checkpoint(path: Path) -> CheckpointSpec:
+    metadata_path = path / "artifact.metadata"
+    metadata = load_json(metadata_path) if metadata_path.is_file() else {}
+    if not metadata:
+        logger.warning("%s has no artifact.metadata: using Stanford ColBERT defaults.", path)
+    weights = _root_weights(path)
+    in_features, out_features = _stanford_projection_shape(weights)
+    mask_punctuation = metadata.get("mask_punctuation", True)
+    return CheckpointSpec(
+        path=path,
+        layout="stanford",
+        backbone_dir=path,
+        dense=(
+            DenseSpec(
+                weights=weights,
+                key_prefix="linear.",
+                in_features=in_features,
+                out_features=out_features,
+                bias=False,
+                activation="torch.nn.modules.linear.Identity",
+            ),
+        ),
+        query_prefix=(metadata.get("query_token_id") or "[unused0]") + " ",
+        document_prefix=(metadata.get("doc_token_id") or "[unused1]") + " ",
+        query_length=int(metadata.get("query_maxlen") or 32),
+        document_length=int(metadata.get("doc_maxlen") or PYLATE_DOCUMENT_LENGTH),
+        # Stanford ColBERT always pads queries with [MASK]: it is its query augmentation.
+        query_expansion=True,
+        attend_to_expansion_tokens=bool(metadata.get("attend_to_mask_tokens", False)),
+        skiplist_words=tuple(string.punctuation) if mask_punctuation else (),
+        do_lower_case=False,
+    )
+
+
+def _root_weights(path: Path) -> Path:
+    weights = path / "model.safetensors"
+    if weights.is_file():
+        return weights
+    if (path / "pytorch_model.bin").is_file():
+        raise MissingCheckpointFileError(
+            f"{path} holds its weights only as pytorch_model.bin (pickle), which edgecolbert never loads. "
+            "Use a revision with model.safetensors (the hub's safetensors conversion PR) or convert it."
+        )
+    raise MissingCheckpointFileError(f"{path} has no model.safetensors weight file.")
+
+
+def _stanford_projection_shape(weights: Path) -> tuple[int, int]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            if "linear.weight" not in handle.keys():
+                raise UnsupportedCheckpointError(
+                    f"{weights} has no 'linear.weight' tensor: not a Stanford ColBERT checkpoint."
+                )
+            out_features, in_features = handle.get_slice("linear.weight").get_shape()
+    except CheckpointError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for truncated or garbled files
+        raise CorruptCheckpointError(f"{weights} is not a readable safetensors file: {exc}") from exc
+    return int(in_features), int(out_features)

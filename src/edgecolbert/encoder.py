@@ -1,0 +1,268 @@
+"""ColBERT: tokenize → backbone → projection → mask → normalise, batched by length."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from edgecolbert.checkpoint import CheckpointSpec, read_checkpoint, resolve_checkpoint_dir
+from edgecolbert.errors import (
+    CorruptCheckpointError,
+    InvalidDocumentError,
+    InvalidInputError,
+    MissingCheckpointFileError,
+)
+from edgecolbert.projection import build_projection
+from edgecolbert.tokenization import ColbertTokenizer, Kind, TokenizedBatch, check_length
+from edgecolbert.vectors import MultiVectors
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
+MODEL_ENV_VAR = "EDGECOLBERT_MODEL"
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def default_model_name() -> str:
+    """The model a user gets without naming one: ``$EDGECOLBERT_MODEL``, else mxbai-edge-colbert-v0-17m."""
+    return os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise InvalidInputError(f"dtype {dtype!r} is not supported; use one of {', '.join(sorted(_DTYPES))}.")
+    return _DTYPES[dtype]
+
+
+class ColBERT:
+    """A late-interaction encoder: one L2-normalised vector per kept token.
+
+    Build it with :meth:`from_pretrained`. Encoding is thread-safe: one instance can serve
+    several threads at once.
+    """
+
+    def __init__(
+        self,
+        spec: CheckpointSpec,
+        backbone: nn.Module,
+        projection: nn.Module,
+        tokenizer: ColbertTokenizer,
+        *,
+        name: str,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        self.spec = spec
+        self.backbone = backbone
+        self.projection = projection
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = device
+        self.dtype = dtype
+        self.dim = int(spec.dense[-1].out_features)
+        self.fingerprint = _fingerprint(spec, tokenizer, dtype)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        revision: str | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        query_length: int | None = None,
+        document_length: int | None = None,
+        trust_remote_code: bool = False,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        attn_implementation: str | None = "sdpa",
+    ) -> ColBERT:
+        """Load a checkpoint from a local folder or a Hugging Face hub id.
+
+        ``query_length`` / ``document_length`` override the checkpoint's token budgets, up to the
+        backbone's position limit (7,999 tokens for Ettin), so long documents can be encoded whole.
+        """
+        name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
+        folder = resolve_checkpoint_dir(
+            name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir
+        )
+        spec = read_checkpoint(folder)
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype)
+        backbone = _load_backbone(
+            spec.backbone_dir,
+            dtype=torch_dtype,
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+        )
+        max_positions = getattr(backbone.config, "max_position_embeddings", None)
+        tokenizer = ColbertTokenizer(
+            spec,
+            query_length=check_length("query_length", query_length or spec.query_length, max_positions),
+            document_length=check_length("document_length", document_length or spec.document_length, max_positions),
+        )
+        hidden = getattr(backbone.config, "hidden_size", None)
+        if hidden is not None and spec.dense[0].in_features != hidden:
+            raise CorruptCheckpointError(
+                f"{spec.dense[0].weights} projects {spec.dense[0].in_features} features but the backbone in "
+                f"{spec.backbone_dir} produces {hidden}."
+            )
+        projection = build_projection(spec.dense).to(device=torch_device, dtype=torch_dtype).eval()
+        backbone = backbone.to(torch_device).eval()
+        logger.info("Loaded %s (%s layout) on %s as %s", name, spec.layout, torch_device, torch_dtype)
+        return cls(spec, backbone, projection, tokenizer, name=name, device=torch_device, dtype=torch_dtype)
+
+    @property
+    def query_length(self) -> int:
+        return self.tokenizer.query_length
+
+    @property
+    def document_length(self) -> int:
+        return self.tokenizer.document_length
+
+    def encode_queries(
+        self, texts: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False
+    ) -> MultiVectors:
+        """Encode queries: marker, [MASK] expansion when the checkpoint uses it, no skiplist."""
+        return self._encode(texts, "query", batch_size=batch_size, show_progress_bar=show_progress_bar)
+
+    def encode_documents(
+        self, texts: Sequence[str], *, batch_size: int = 16, show_progress_bar: bool = False
+    ) -> MultiVectors:
+        """Encode documents: marker, truncation to ``document_length``, punctuation skiplist."""
+        return self._encode(texts, "document", batch_size=batch_size, show_progress_bar=show_progress_bar)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's ``[n_tokens, dim]`` vectors."""
+        return self.encode_queries([text])[0]
+
+    def _encode(self, texts: Sequence[str], kind: Kind, *, batch_size: int, show_progress_bar: bool) -> MultiVectors:
+        texts = check_texts(texts)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if not texts:
+            return MultiVectors(np.zeros((0, self.dim), dtype=np.float32), np.zeros(1, dtype=np.int64))
+        sequences, truncated = self.tokenizer.token_ids(texts, kind)
+        if truncated:
+            limit = self.query_length if kind == "query" else self.document_length
+            logger.warning(
+                "%d of %d %s exceed %d tokens and were truncated; pass a larger %s_length to keep them whole.",
+                truncated,
+                len(texts),
+                "queries" if kind == "query" else "documents",
+                limit,
+                kind,
+            )
+        # Similar lengths in a batch waste less compute on padding; the input order is restored below.
+        order = np.argsort([-len(ids) for ids in sequences], kind="stable")
+        per_text: list[np.ndarray] = [np.empty((0, self.dim), dtype=np.float32)] * len(texts)
+        batches = range(0, len(order), batch_size)
+        desc = f"Encoding {kind}s"
+        for start in tqdm(batches, desc=desc, disable=not show_progress_bar, unit="batch"):
+            rows = order[start : start + batch_size]
+            batch = self.tokenizer.pad([sequences[i] for i in rows], kind)
+            kept, counts = self._forward(batch)
+            bounds = np.concatenate([[0], np.cumsum(counts)])
+            for position, row in enumerate(rows):
+                per_text[row] = kept[bounds[position] : bounds[position + 1]]
+        return MultiVectors.from_arrays(per_text, dim=self.dim)
+
+    def _forward(self, batch: TokenizedBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Kept, normalised vectors of a batch packed row by row, and how many each row kept."""
+        input_ids = torch.from_numpy(batch.input_ids).to(self.device)
+        attention_mask = torch.from_numpy(batch.attention_mask).to(self.device)
+        keep = torch.from_numpy(batch.keep_mask).to(self.device)
+        with torch.inference_mode():
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            vectors = self.projection(hidden.to(self.dtype))
+            vectors = F.normalize(vectors.float(), p=2, dim=-1, eps=1e-12)
+            kept = vectors[keep]
+        return kept.cpu().numpy(), batch.keep_mask.sum(axis=1)
+
+    def __repr__(self) -> str:
+        return f"ColBERT(name={self.name!r}, layout={self.spec.layout!r}, dim={self.dim}, device={str(self.device)!r})"
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """A list of strings, or a TypeError naming the first position that is not one."""
+    if isinstance(texts, (str, bytes)):
+        raise InvalidDocumentError("Expected a list of strings, got a single string: wrap it in a list.")
+    try:
+        items = list(texts)
+    except TypeError as exc:
+        raise InvalidDocumentError(f"Expected a list of strings, got {type(texts).__name__}.") from exc
+    for position, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InvalidDocumentError(f"Text at position {position} is {type(text).__name__}, not str.")
+    return items
+
+
+def _load_backbone(
+    folder: Path, *, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None
+) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    _check_weight_files(folder)
+    try:
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    except Exception as exc:  # transformers raises ValueError, OSError, KeyError... for bad configs
+        raise CorruptCheckpointError(f"{folder / 'config.json'} is not a usable transformers config: {exc}") from exc
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        return AutoModel.from_pretrained(str(folder), config=config, **kwargs)
+    except Exception as exc:  # truncated or mismatched weights surface as many exception types
+        raise CorruptCheckpointError(f"The backbone weights in {folder} could not be loaded: {exc}") from exc
+
+
+def _check_weight_files(folder: Path) -> None:
+    if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
+        return
+    if any((folder / name).is_file() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        raise MissingCheckpointFileError(
+            f"{folder} holds its backbone weights only as pytorch_model.bin (pickle), which edgecolbert never "
+            "loads. Use a revision with model.safetensors or convert the weights."
+        )
+    raise MissingCheckpointFileError(f"{folder} has no model.safetensors backbone weight file.")
+
+
+def _fingerprint(spec: CheckpointSpec, tokenizer: ColbertTokenizer, dtype: torch.dtype) -> str:
+    """Identifies what a document's vectors depend on, for caches keyed by model."""
+    weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
+    stamps = [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
+    parts = [str(spec.path), spec.layout, str(tokenizer.document_length), str(dtype), *stamps]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

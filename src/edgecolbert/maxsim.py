@@ -1,0 +1,93 @@
+"""Exact MaxSim over packed candidates: ``score(q, d) = Σ_i max_j <q_i, d_j>``.
+
+Candidates stay packed end to end (no padding), so padded positions can never win a max, and
+the work is one matrix product per chunk followed by a segmented max: close to the cost of the
+product itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgecolbert.errors import InvalidInputError
+from edgecolbert.vectors import MultiVectors
+
+# Rows of candidate vectors per matrix product: bounds the similarity block to
+# chunk_rows x query_vectors floats while keeping each product large enough to run at speed.
+DEFAULT_CHUNK_ROWS = 16384
+
+VectorsLike = MultiVectors | Sequence[np.ndarray]
+
+
+def maxsim(
+    query: np.ndarray | VectorsLike,
+    documents: VectorsLike,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> np.ndarray:
+    """MaxSim scores of one query (``[q, dim]`` array → ``[n_docs]``) or several (→ ``[n_queries, n_docs]``)."""
+    docs = as_multivectors(documents, "documents")
+    if isinstance(query, np.ndarray) and query.ndim == 2:
+        queries = MultiVectors(query, np.array([0, query.shape[0]]))
+        return _maxsim_packed(queries, docs, chunk_rows)[0]
+    return _maxsim_packed(as_multivectors(query, "queries"), docs, chunk_rows)
+
+
+def as_multivectors(vectors: VectorsLike, what: str) -> MultiVectors:
+    if isinstance(vectors, MultiVectors):
+        return vectors
+    if isinstance(vectors, np.ndarray):
+        raise InvalidInputError(f"{what} must be a MultiVectors or a list of [n_tokens, dim] arrays, not one array.")
+    return MultiVectors.from_arrays(list(vectors))
+
+
+def _maxsim_packed(queries: MultiVectors, docs: MultiVectors, chunk_rows: int) -> np.ndarray:
+    if not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise InvalidInputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
+    if len(docs) == 0 or len(queries) == 0:
+        return np.zeros((len(queries), len(docs)), dtype=np.float32)
+    if queries.dim != docs.dim:
+        raise InvalidInputError(f"Query vectors have {queries.dim} dimensions but documents have {docs.dim}.")
+    _require_vectors(queries, "Query")
+    _require_vectors(docs, "Document")
+    q_data = np.ascontiguousarray(queries.data, dtype=np.float32)
+    q_starts = queries.offsets[:-1]
+    scores = np.empty((len(docs), len(queries)), dtype=np.float32)
+    for first, last in _chunks(docs.offsets, int(chunk_rows)):
+        row_start, row_end = docs.offsets[first], docs.offsets[last]
+        block = np.asarray(docs.data[row_start:row_end], dtype=np.float32) @ q_data.T
+        per_doc = np.maximum.reduceat(block, docs.offsets[first:last] - row_start, axis=0)
+        scores[first:last] = np.add.reduceat(per_doc, q_starts, axis=1)
+    return scores.T
+
+
+def _require_vectors(vectors: MultiVectors, what: str) -> None:
+    empty = np.flatnonzero(vectors.lengths == 0)
+    if empty.size:
+        raise InvalidInputError(f"{what} {int(empty[0])} has no vectors; MaxSim needs at least one per text.")
+
+
+def _chunks(offsets: np.ndarray, chunk_rows: int) -> list[tuple[int, int]]:
+    """Split documents into runs of whole documents holding about ``chunk_rows`` vectors each."""
+    n_docs = offsets.size - 1
+    spans = []
+    first = 0
+    while first < n_docs:
+        last = int(np.searchsorted(offsets, offsets[first] + chunk_rows, side="right")) - 1
+        last = min(max(last, first + 1), n_docs)
+        spans.append((first, last))
+        first = last
+    return spans
+
+
+def topk(scores: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Indices of the ``k`` best scores, best first; ties keep input order. ``None`` ranks all."""
+    scores = np.asarray(scores)
+    if scores.ndim != 1:
+        raise InvalidInputError(f"topk takes a 1-D array of scores, got shape {scores.shape}.")
+    if k is not None and (not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1):
+        raise InvalidInputError(f"k must be a positive integer or None, got {k!r}.")
+    order = np.argsort(-scores, kind="stable")
+    return order if k is None else order[:k]
