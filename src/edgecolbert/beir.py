@@ -1,0 +1,73 @@
+"""Read retrieval test collections in BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecolbert.errors import EdgeColbertError
+
+
+class DatasetError(EdgeColbertError):
+    """A BEIR-layout folder is missing a file or holds a malformed line."""
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    title: str
+    text: str
+
+    @property
+    def full_text(self) -> str:
+        """Title and body as BEIR's evaluation scripts join them."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+def iter_corpus(folder: str | Path) -> Iterator[Document]:
+    """Stream ``corpus.jsonl`` one document at a time."""
+    for line_no, record in _jsonl(Path(folder) / "corpus.jsonl"):
+        if "_id" not in record or "text" not in record:
+            raise DatasetError(f"{folder}/corpus.jsonl line {line_no} lacks '_id' or 'text'.")
+        yield Document(id=str(record["_id"]), title=str(record.get("title") or ""), text=str(record["text"]))
+
+
+def load_queries(folder: str | Path) -> dict[str, str]:
+    queries = {}
+    for line_no, record in _jsonl(Path(folder) / "queries.jsonl"):
+        if "_id" not in record or "text" not in record:
+            raise DatasetError(f"{folder}/queries.jsonl line {line_no} lacks '_id' or 'text'.")
+        queries[str(record["_id"])] = str(record["text"])
+    return queries
+
+
+def load_qrels(folder: str | Path, split: str = "test") -> dict[str, dict[str, int]]:
+    """``{query_id: {doc_id: grade}}`` from ``qrels/<split>.tsv`` (header row optional)."""
+    path = Path(folder) / "qrels" / f"{split}.tsv"
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist: no judgments for split {split!r}.")
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row_no, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if row_no == 1 and row and not row[-1].lstrip("-").isdigit():
+                continue
+            if len(row) < 3:
+                raise DatasetError(f"{path} row {row_no} should be query-id, corpus-id, score.")
+            qrels.setdefault(row[0], {})[row[1]] = int(row[-1])
+    return qrels
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist.")
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path} line {line_no} is not valid JSON: {exc}") from exc
