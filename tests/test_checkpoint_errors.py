@@ -271,7 +271,32 @@ def test_stanford_weights_only_as_pickle(stanford_copy):
     _load_fails(MissingCheckpointFileError, stanford_copy, "pytorch_model.bin", "pickle")
 
 
+def test_backbone_missing_tensors_is_not_silently_randomised(stanford_copy):
+    from safetensors.torch import load_file, save_file
+
+    weights = stanford_copy / "model.safetensors"
+    tensors = load_file(str(weights))
+    dropped = next(key for key in tensors if "encoder.layer.1." in key)
+    del tensors[dropped]
+    save_file(tensors, str(weights))
+    _load_fails(CorruptCheckpointError, stanford_copy, "lack", "incomplete")
+
+
 # --------------------------------------------------------------------------- hub ids
+
+
+def test_cached_hub_id_loads_from_the_hugging_face_cache(stanford_dir, tmp_path):
+    repo = tmp_path / "hub" / "models--someone--tiny-colbert"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(stanford_dir, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    model = ColBERT.from_pretrained(
+        "someone/tiny-colbert", device="cpu", local_files_only=True, cache_dir=tmp_path / "hub"
+    )
+    assert model.spec.path == (repo / "snapshots" / revision).resolve()
+    reference = ColBERT.from_pretrained(stanford_dir, device="cpu")
+    np.testing.assert_allclose(model.encode_query("cached"), reference.encode_query("cached"), atol=1e-6)
 
 
 def test_uncached_hub_id_with_local_files_only(tmp_path):

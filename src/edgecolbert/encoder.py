@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -244,9 +245,34 @@ def _load_backbone(
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        return AutoModel.from_pretrained(str(folder), config=config, **kwargs)
+        with _transformers_errors_only():
+            model, info = AutoModel.from_pretrained(str(folder), config=config, output_loading_info=True, **kwargs)
     except Exception as exc:  # truncated or mismatched weights surface as many exception types
         raise CorruptCheckpointError(f"The backbone weights in {folder} could not be loaded: {exc}") from exc
+    # transformers fills missing tensors with random values and only logs it; vectors from such a
+    # model would be silently wrong. The pooler is never used for token vectors.
+    missing = sorted(key for key in info["missing_keys"] if not key.startswith("pooler."))
+    if missing:
+        raise CorruptCheckpointError(
+            f"The backbone weights in {folder} lack {len(missing)} tensors (first: {', '.join(missing[:3])}); "
+            "the checkpoint is incomplete."
+        )
+    if info["unexpected_keys"]:
+        logger.debug("Ignored tensors in %s: %s", folder, sorted(info["unexpected_keys"]))
+    return model
+
+
+@contextmanager
+def _transformers_errors_only() -> Iterator[None]:
+    """Silence transformers' load report: its findings are checked here and raised as errors."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
 
 
 def _check_weight_files(folder: Path) -> None:

@@ -14,9 +14,11 @@ import numpy as np
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.vectors import MultiVectors
 
-# Rows of candidate vectors per matrix product: bounds the similarity block to
-# chunk_rows x query_vectors floats while keeping each product large enough to run at speed.
-DEFAULT_CHUNK_ROWS = 16384
+# Candidate vectors per matrix product: the similarity block (query vectors x chunk_rows floats,
+# 512 KB for a 32-token query) stays in a core's L2 cache while each product is still large.
+DEFAULT_CHUNK_ROWS = 4096
+# Many queries at once shrink the chunk so the block stays within 16 MB.
+_MAX_BLOCK_FLOATS = 1 << 22
 
 VectorsLike = MultiVectors | Sequence[np.ndarray]
 
@@ -54,13 +56,21 @@ def _maxsim_packed(queries: MultiVectors, docs: MultiVectors, chunk_rows: int) -
     _require_vectors(docs, "Document")
     q_data = np.ascontiguousarray(queries.data, dtype=np.float32)
     q_starts = queries.offsets[:-1]
-    scores = np.empty((len(docs), len(queries)), dtype=np.float32)
-    for first, last in _chunks(docs.offsets, int(chunk_rows)):
+    scores = np.empty((len(queries), len(docs)), dtype=np.float32)
+    # Similarities are laid out [query vector, candidate vector] so each document's max runs over
+    # contiguous memory, and one reused block keeps them in cache instead of faulting in fresh pages.
+    rows_per_block = max(1, min(int(chunk_rows), _MAX_BLOCK_FLOATS // q_data.shape[0]))
+    block = np.empty((q_data.shape[0], rows_per_block), dtype=np.float32)
+    for first, last in _chunks(docs.offsets, rows_per_block):
         row_start, row_end = docs.offsets[first], docs.offsets[last]
-        block = np.asarray(docs.data[row_start:row_end], dtype=np.float32) @ q_data.T
-        per_doc = np.maximum.reduceat(block, docs.offsets[first:last] - row_start, axis=0)
-        scores[first:last] = np.add.reduceat(per_doc, q_starts, axis=1)
-    return scores.T
+        rows = row_end - row_start
+        if rows > block.shape[1]:
+            block = np.empty((q_data.shape[0], rows), dtype=np.float32)
+        sims = block[:, :rows]
+        np.matmul(q_data, np.asarray(docs.data[row_start:row_end], dtype=np.float32).T, out=sims)
+        per_doc = np.maximum.reduceat(sims, docs.offsets[first:last] - row_start, axis=1)
+        scores[:, first:last] = np.add.reduceat(per_doc, q_starts, axis=0)
+    return scores
 
 
 def _require_vectors(vectors: MultiVectors, what: str) -> None:
