@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from checkpoints import build_edge_checkpoint  # noqa: E402
 
 import edgecolbert  # noqa: E402
 from edgecolbert import ColBERT  # noqa: E402
+from edgecolbert.beir import iter_corpus, load_qrels, load_queries  # noqa: E402
 
 
 # --------------------------------------------------------------------------- inputs
@@ -74,23 +76,13 @@ def cached_checkpoint(shape: str) -> Path:
     return target
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def load_documents(n: int) -> list[str]:
-    rows = read_jsonl(SCIFACT / "corpus.jsonl")[:n]
-    # BEIR's document text: title and body joined by a space.
-    return [(row.get("title", "") + " " + row["text"]).strip() for row in rows]
+    return [doc.full_text for doc in islice(iter_corpus(SCIFACT), n)]
 
 
 def load_test_queries(n: int) -> list[str]:
-    with (SCIFACT / "qrels" / "test.tsv").open(encoding="utf-8") as handle:
-        next(handle)
-        test_ids = {line.split("\t", 1)[0] for line in handle if line.strip()}
-    queries = [row["text"] for row in read_jsonl(SCIFACT / "queries.jsonl") if row["_id"] in test_ids]
-    return queries[:n]
+    queries = load_queries(SCIFACT)
+    return [queries[qid] for qid in load_qrels(SCIFACT, "test") if qid in queries][:n]
 
 
 # --------------------------------------------------------------------------- contenders

@@ -109,12 +109,14 @@ class ColBERT:
         token: str | bool | None = None,
         local_files_only: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
-        attn_implementation: str | None = "sdpa",
+        attn_implementation: str | None = None,
     ) -> ColBERT:
         """Load a checkpoint from a local folder or a Hugging Face hub id.
 
         ``query_length`` / ``document_length`` override the checkpoint's token budgets, up to the
         backbone's position limit (7,999 tokens for Ettin), so long documents can be encoded whole.
+        ``attn_implementation`` is passed to transformers; its default picks SDPA where the
+        architecture supports it (1.7x faster than eager attention on CPU).
         """
         name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
         folder = resolve_checkpoint_dir(
