@@ -145,14 +145,14 @@ def _download_snapshot(
         )
     except LocalEntryNotFoundError as exc:
         raise CheckpointNotFoundError(
-            f"{repo_id!r} is not in the local Hugging Face cache and the hub cannot be used "
-            "(offline mode or no network). Download it once with network access, unset HF_HUB_OFFLINE, "
-            "or pass a local folder."
+            f"{repo_id!r} is neither a local folder nor in the local Hugging Face cache, and the hub cannot be "
+            "used (offline mode or no network). Download it once with network access, unset HF_HUB_OFFLINE, "
+            "or pass the path of a checkpoint folder."
         ) from exc
     except (RepositoryNotFoundError, GatedRepoError) as exc:
         raise CheckpointNotFoundError(
-            f"Hugging Face hub repository {repo_id!r} was not found or needs access rights: check the id, "
-            "or log in (HF_TOKEN) if it is private or gated."
+            f"{repo_id!r} is not a local folder, and no Hugging Face hub repository of that name is accessible: "
+            "check the path or id, or log in (HF_TOKEN) if it is private or gated."
         ) from exc
     except RevisionNotFoundError as exc:
         raise CheckpointNotFoundError(f"Revision {revision!r} of {repo_id!r} does not exist on the hub.") from exc
