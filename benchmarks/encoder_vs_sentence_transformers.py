@@ -41,12 +41,10 @@ SCIFACT = SHARED / "data" / "scifact"
 
 # Reuses the tests' checkpoint builder rather than duplicating the exact 17m/32m layout here.
 sys.path.insert(0, str(REPO / "tests"))
-from checkpoints import build_edge_checkpoint  # noqa: E402
-
-import edgecolbert  # noqa: E402
-from edgecolbert import ColBERT  # noqa: E402
-from edgecolbert.beir import iter_corpus, load_qrels, load_queries  # noqa: E402
-
+import edgecolbert
+from checkpoints import build_edge_checkpoint
+from edgecolbert import ColBERT
+from edgecolbert.beir import iter_corpus, load_qrels, load_queries
 
 # --------------------------------------------------------------------------- inputs
 

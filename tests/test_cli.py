@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from checkpoints import MINILM_DIR, requires_minilm
 
+from checkpoints import MINILM_DIR, requires_minilm
 from edgecolbert.cli import main
 
 pytestmark = requires_minilm

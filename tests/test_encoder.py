@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import MINILM_DIR, build_edge_checkpoint, build_minilm_checkpoint, requires_minilm, requires_shared
 
 import edgecolbert
+from checkpoints import MINILM_DIR, build_edge_checkpoint, build_minilm_checkpoint, requires_minilm, requires_shared
 from edgecolbert import InvalidInputError
 from edgecolbert.convert import from_sentence_transformer
 from edgecolbert.encoder import DEFAULT_MODEL, MODEL_ENV_VAR, default_model_name

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import edgecolbert
 from checkpoints import (
     build_edge_checkpoint,
     build_minilm_checkpoint,
@@ -19,8 +21,6 @@ from checkpoints import (
     requires_minilm,
     requires_shared,
 )
-
-import edgecolbert
 
 st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is the parity reference")
 

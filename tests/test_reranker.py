@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import build_minilm_checkpoint, requires_minilm
 
 import edgecolbert
+from checkpoints import build_minilm_checkpoint, requires_minilm
 from edgecolbert import EmptyQueryError, InvalidDocumentError, InvalidInputError, Reranker
 
 pytestmark = requires_minilm

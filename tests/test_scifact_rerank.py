@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from checkpoints import SHARED, requires_minilm
 
 pytest.importorskip("bm25s", reason="the example's BM25 first stage uses bm25s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -56,7 +57,7 @@ def build_projection(specs: Sequence[DenseSpec]) -> nn.Sequential:
     layers = [DenseLayer(spec) for spec in specs]
     for layer, spec in zip(layers, specs):
         _load_layer(layer, spec)
-    for before, after in zip(specs, specs[1:]):
+    for before, after in pairwise(specs):
         if before.out_features != after.in_features:
             raise CorruptCheckpointError(
                 f"Projection layers do not chain: {before.weights} outputs {before.out_features} features but "
