@@ -200,3 +200,12 @@ def test_concurrent_threads_match_serial(model: edgecolbert.ColBERT) -> None:
     for want, got in zip(expected, results):
         assert [index for index, _ in want] == [r.index for r in got]
         np.testing.assert_allclose([score for _, score in want], [r.score for r in got], rtol=1e-5)
+
+
+def test_odd_unicode_is_encoded_not_rejected(model: edgecolbert.ColBERT) -> None:
+    odd = ["nul\x00byte", "lone \ud800 surrogate", "\u200b\u200b", "🙂" * 50, "\r\n\x0b\x0c", "x" * 100_000]
+    results = Reranker(model, cache_size=0).rerank("surrogate", odd)
+    assert sorted(r.index for r in results) == list(range(len(odd)))
+    assert all(np.isfinite(r.score) for r in results)
+    replaced = model.encode_documents(["lone \ufffd surrogate"])
+    np.testing.assert_allclose(model.encode_documents([odd[1]]).data, replaced.data, atol=1e-6)

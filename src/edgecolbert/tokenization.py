@@ -8,6 +8,7 @@ checkpoint only carries over when its inputs are built exactly as in training.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from edgecolbert.checkpoint import CheckpointSpec
 from edgecolbert.errors import CorruptCheckpointError, InvalidInputError, MissingCheckpointFileError
 
 logger = logging.getLogger(__name__)
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Kind = Literal["query", "document"]
 
@@ -80,7 +83,14 @@ class ColbertTokenizer:
         budget = length - 1 if prefix.token_id is not None else length
         if prefix.text:
             texts = [prefix.text + text for text in texts]
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        try:
+            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        except TypeError:
+            # The Rust tokenizer rejects strings holding lone UTF-16 surrogates (broken decodes of
+            # scraped text); they carry no meaning, so they become U+FFFD like any undecodable byte.
+            logger.warning("Replaced lone surrogate characters in the input with U+FFFD.")
+            clean = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
+            encodings = self._tokenizer.encode_batch(clean, add_special_tokens=True)
         sequences: list[list[int]] = []
         truncated = 0
         for encoding in encodings:
