@@ -177,7 +177,7 @@ class ColBERT:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if not texts:
-            return MultiVectors(np.zeros((0, self.dim), dtype=np.float32), np.zeros(1, dtype=np.int64))
+            return MultiVectors.from_arrays([], dim=self.dim)
         sequences, truncated = self.tokenizer.token_ids(texts, kind)
         if truncated:
             limit = self.query_length if kind == "query" else self.document_length
