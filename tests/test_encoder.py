@@ -18,8 +18,6 @@ TEXTS = [f"document number {i} " + "with several words " * (i % 7) for i in rang
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> edgecolbert.ColBERT:
-    if not (Path(__file__).resolve().parents[1].parent / "shared").exists():
-        pytest.skip("../shared is absent: the edge checkpoint needs its ModernBERT tokenizer")
     path = build_edge_checkpoint(tmp_path_factory.mktemp("edge"), num_hidden_layers=3)
     return edgecolbert.ColBERT.from_pretrained(path, device="cpu", document_length=4096)
 

@@ -380,15 +380,24 @@ def _read_stanford_checkpoint(path: Path) -> CheckpointSpec:
 
 
 def _root_weights(path: Path) -> Path:
+    check_backbone_weights(path)
     weights = path / "model.safetensors"
-    if weights.is_file():
-        return weights
-    if (path / "pytorch_model.bin").is_file():
+    if not weights.is_file():
+        # The projection sits in the same file as the backbone, so a sharded save cannot be read here.
+        raise MissingCheckpointFileError(f"{path} has no single model.safetensors holding 'linear.weight'.")
+    return weights
+
+
+def check_backbone_weights(folder: Path) -> None:
+    """Require safetensors backbone weights (single or sharded); pickled weights are refused by name."""
+    if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
+        return
+    if any((folder / name).is_file() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
         raise MissingCheckpointFileError(
-            f"{path} holds its weights only as pytorch_model.bin (pickle), which edgecolbert never loads. "
-            "Use a revision with model.safetensors (the hub's safetensors conversion PR) or convert it."
+            f"{folder} holds its backbone weights only as pytorch_model.bin (pickle), which edgecolbert never "
+            "loads. Use a revision with model.safetensors (the hub's safetensors conversion) or convert them."
         )
-    raise MissingCheckpointFileError(f"{path} has no model.safetensors weight file.")
+    raise MissingCheckpointFileError(f"{folder} has no model.safetensors backbone weight file.")
 
 
 def _stanford_projection_shape(weights: Path) -> tuple[int, int]:

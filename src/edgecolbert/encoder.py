@@ -16,12 +16,11 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from edgecolbert.checkpoint import CheckpointSpec, read_checkpoint, resolve_checkpoint_dir
+from edgecolbert.checkpoint import CheckpointSpec, check_backbone_weights, read_checkpoint, resolve_checkpoint_dir
 from edgecolbert.errors import (
     CorruptCheckpointError,
     InvalidDocumentError,
     InvalidInputError,
-    MissingCheckpointFileError,
 )
 from edgecolbert.projection import build_projection
 from edgecolbert.tokenization import ColbertTokenizer, Kind, TokenizedBatch, check_length
@@ -238,7 +237,7 @@ def _load_backbone(
 ) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
-    _check_weight_files(folder)
+    check_backbone_weights(folder)
     try:
         config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises ValueError, OSError, KeyError... for bad configs
@@ -275,17 +274,6 @@ def _transformers_errors_only() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(previous)
-
-
-def _check_weight_files(folder: Path) -> None:
-    if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
-        return
-    if any((folder / name).is_file() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
-        raise MissingCheckpointFileError(
-            f"{folder} holds its backbone weights only as pytorch_model.bin (pickle), which edgecolbert never "
-            "loads. Use a revision with model.safetensors or convert the weights."
-        )
-    raise MissingCheckpointFileError(f"{folder} has no model.safetensors backbone weight file.")
 
 
 def _fingerprint(spec: CheckpointSpec, tokenizer: ColbertTokenizer, dtype: torch.dtype) -> str:
