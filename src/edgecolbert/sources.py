@@ -1,0 +1,344 @@
+"""Turn a path named on the command line into the documents to index.
+
+Accepted sources:
+
+* a BEIR folder holding ``corpus.jsonl``, or a JSONL file whose lines carry ``_id``;
+* a JSONL file whose lines carry ``text`` and optionally ``id``, ``title`` and ``metadata``;
+* a ``.txt`` / ``.md`` file, or a folder searched recursively for them. Each file is cut into
+  passages of at most ``max_tokens`` tokens, each with ``metadata = {"source", "start", "end"}``
+  such that ``Path(file).read_text(encoding="utf-8", errors="replace")[start:end]`` is the passage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from edgecolbert.beir import Document
+from edgecolbert.errors import InvalidInputError
+from edgecolbert.store.documents import StoreDocument
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+Span = tuple[int, int]
+
+TEXT_SUFFIXES = frozenset({".txt", ".md"})
+JSONL_SUFFIX = ".jsonl"
+BEIR_CORPUS = "corpus.jsonl"
+ACCEPTED = (
+    "expected a BEIR folder holding corpus.jsonl, a .jsonl file with one JSON object per line, "
+    "a .txt or .md file, or a folder holding .txt / .md files"
+)
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# A line break inside a paragraph (lists, verse, code) is as good a cut as a full stop.
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d\u00bb)\]]*\s+|[\u3002\uff01\uff1f]+\s*|\s*\n\s*")
+_WORD_BREAK = re.compile(r"\s+")
+
+
+class SourceError(InvalidInputError):
+    """A path to index does not exist, has an unsupported kind, or holds a malformed record."""
+
+
+def read_documents(
+    path: str | os.PathLike[str],
+    *,
+    count_tokens: TokenCounter | None = None,
+    max_tokens: int = 256,
+) -> Iterator[StoreDocument]:
+    """Stream the documents held at ``path``.
+
+    The path is checked before this returns, so a missing or unsupported source fails here rather
+    than at the first ``next``; malformed JSONL lines fail when the stream reaches them.
+    ``count_tokens`` measures text files' passages (a whitespace word count when ``None``).
+    """
+    if max_tokens < 1:
+        raise InvalidInputError(f"max_tokens must be at least 1, got {max_tokens}.")
+    counter = count_tokens or _count_words
+    source = Path(path)
+    if source.is_dir():
+        return _read_folder(source, counter, max_tokens)
+    if not source.is_file():
+        raise SourceError(f"{source} does not exist; {ACCEPTED}.")
+    suffix = source.suffix.lower()
+    if suffix == JSONL_SUFFIX:
+        return _read_jsonl(_require_jsonl_content(source))
+    if suffix in TEXT_SUFFIXES:
+        return _read_text_file(source, counter, max_tokens)
+    raise SourceError(f"{source} has unsupported extension {source.suffix!r}; {ACCEPTED}.")
+
+
+def count_documents(path: str | os.PathLike[str]) -> int | None:
+    """How many documents ``read_documents(path)`` yields, where knowable without reading them.
+
+    Only JSONL sources (BEIR or plain) have a known count; text files' passage counts depend on the
+    tokenizer, so they, and anything that is not a readable source, give ``None``.
+    """
+    jsonl = _jsonl_path(Path(path))
+    if jsonl is None:
+        return None
+    with jsonl.open("rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
+def _jsonl_path(source: Path) -> Path | None:
+    if source.is_dir() and (source / BEIR_CORPUS).is_file():
+        return source / BEIR_CORPUS
+    if source.is_file() and source.suffix.lower() == JSONL_SUFFIX:
+        return source
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# JSONL: BEIR corpus or plain records
+
+
+def _require_jsonl_content(path: Path) -> Path:
+    with path.open("rb") as handle:
+        if not any(raw.strip() for raw in handle):
+            raise SourceError(f"{path} is empty; {ACCEPTED}.")
+    return path
+
+
+def _read_jsonl(path: Path) -> Iterator[StoreDocument]:
+    """Yield one document per non-blank line; the first line decides BEIR (``_id``) or plain (``id``)."""
+    records = _jsonl_records(path)
+    first = next(records, None)
+    if first is None:
+        return
+    id_key = "_id" if "_id" in first[1] else "id"
+    for line_no, record in chain([first], records):
+        yield _record_document(record, id_key, f"{path} line {line_no}")
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    # Bytes keep line numbers exact: a decoding error is pinned to its line, not the whole file.
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if line_no == 1:
+                raw = raw.removeprefix(_UTF8_BOM)
+            if raw.strip():
+                yield line_no, _parse_line(raw, f"{path} line {line_no}")
+
+
+def _parse_line(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{where} is not valid UTF-8: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise SourceError(f"{where} should be a JSON object, got {type(record).__name__}.")
+    return record
+
+
+def _record_document(record: dict[str, Any], id_key: str, where: str) -> StoreDocument:
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise SourceError(f"{where} needs a string 'text' field.")
+    title = _record_title(record, where)
+    metadata = {**_record_metadata(record, where), **({"title": title} if title else {})}
+    return StoreDocument(text=_full_text(title, text), id=_record_id(record, id_key, where), metadata=metadata)
+
+
+def _record_id(record: dict[str, Any], id_key: str, where: str) -> str | None:
+    value = record.get(id_key)
+    if value is None and id_key == "id":
+        return None
+    # bool is an int subclass, but `true` as an id is a mistake rather than a number.
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise SourceError(f"{where} needs a non-empty string or integer '{id_key}', got {value!r}.")
+    return str(value)
+
+
+def _record_title(record: dict[str, Any], where: str) -> str:
+    title = record.get("title")
+    if title is None:
+        return ""
+    if not isinstance(title, str):
+        raise SourceError(f"{where} has a non-string 'title': {title!r}.")
+    return title
+
+
+def _record_metadata(record: dict[str, Any], where: str) -> dict[str, Any]:
+    metadata = record.get("metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise SourceError(f"{where} has 'metadata' that is not a JSON object: {metadata!r}.")
+    return metadata
+
+
+def _full_text(title: str, text: str) -> str:
+    # Same join as the BEIR reader, so an index built here scores exactly what BEIR evaluation reads.
+    return Document(id="", title=title, text=text).full_text
+
+
+# ---------------------------------------------------------------------------------------------
+# Text files: passages of at most max_tokens tokens
+
+
+def _read_folder(folder: Path, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:
+    if (folder / BEIR_CORPUS).is_file():
+        return _read_jsonl(_require_jsonl_content(folder / BEIR_CORPUS))
+    files = _text_files(folder)
+    if not files:
+        raise SourceError(f"{folder} holds neither {BEIR_CORPUS} nor any .txt / .md file; {ACCEPTED}.")
+    # The generator reads each file only when the stream reaches it, holding one file at a time.
+    return chain.from_iterable(
+        _passage_documents(_read_text(folder / name), name, counter, max_tokens) for name in files
+    )
+
+
+def _read_text_file(path: Path, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:
+    text = _read_text(path)
+    if not text.strip():
+        raise SourceError(f"{path} is empty; {ACCEPTED}.")
+    return _passage_documents(text, path.name, counter, max_tokens)
+
+
+def _text_files(folder: Path) -> list[str]:
+    """POSIX paths, relative to ``folder``, of its non-hidden .txt / .md files, sorted."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        # Pruning in place keeps os.walk out of .git, .venv and the like.
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        relative_root = Path(root).relative_to(folder)
+        for name in names:
+            if not name.startswith(".") and Path(name).suffix.lower() in TEXT_SUFFIXES:
+                found.append((relative_root / name).as_posix())
+    return sorted(found)
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _passage_documents(text: str, name: str, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:
+    for start, end in split_passages(text, counter, max_tokens):
+        yield StoreDocument(
+            text=text[start:end],
+            id=f"{name}#{start}-{end}",
+            metadata={"source": name, "start": start, "end": end},
+        )
+
+
+def split_passages(text: str, count_tokens: TokenCounter, max_tokens: int) -> list[Span]:
+    """``(start, end)`` spans of ``text`` that each count at most ``max_tokens`` tokens.
+
+    Paragraphs (split at blank lines) are packed together while they fit; a paragraph too long on
+    its own is cut at sentences, a sentence at words, and a word in halves until the pieces fit.
+    Spans never begin or end with whitespace and never overlap.
+    """
+    paragraphs = _paragraphs(text, 0, len(text))
+    if not paragraphs:
+        return []
+    groups = _fit(text, paragraphs, 0, count_tokens, max_tokens)
+    return _enforce_limit(text, groups, count_tokens, max_tokens)
+
+
+def _fit(text: str, spans: list[Span], level: int, counter: TokenCounter, max_tokens: int) -> list[list[Span]]:
+    """Group consecutive spans whose counts sum within the limit; spans over it are cut one level finer."""
+    counts = counter([text[start:end] for start, end in spans])
+    groups: list[list[Span]] = []
+    fitting: list[tuple[Span, int]] = []
+    for span, tokens in zip(spans, counts, strict=True):
+        if tokens <= max_tokens:
+            fitting.append((span, tokens))
+            continue
+        groups += _pack(fitting, max_tokens)
+        fitting = []
+        finer = min(level + 1, len(_SPLITTERS) - 1)
+        groups += _fit(text, _split(text, span, finer, tokens, max_tokens), finer, counter, max_tokens)
+    return groups + _pack(fitting, max_tokens)
+
+
+def _pack(units: list[tuple[Span, int]], max_tokens: int) -> list[list[Span]]:
+    groups: list[list[Span]] = []
+    total = 0
+    for span, tokens in units:
+        if groups and total + tokens <= max_tokens:
+            groups[-1].append(span)
+            total += tokens
+        else:
+            groups.append([span])
+            total = tokens
+    return groups
+
+
+def _enforce_limit(text: str, groups: list[list[Span]], counter: TokenCounter, max_tokens: int) -> list[Span]:
+    """Recount packed groups as one text each and halve those over the limit.
+
+    Summed unit counts are only an estimate of the joined text's count: a tokenizer may give the
+    blank lines between paragraphs tokens of their own. Single units were counted exactly already.
+    """
+    joined = [group for group in groups if len(group) > 1]
+    counts = iter(counter([text[group[0][0] : group[-1][1]] for group in joined]) if joined else [])
+    spans: list[Span] = []
+    for group in groups:
+        if len(group) == 1 or next(counts) <= max_tokens:
+            spans.append((group[0][0], group[-1][1]))
+        else:
+            half = len(group) // 2
+            spans += _enforce_limit(text, [group[:half], group[half:]], counter, max_tokens)
+    return spans
+
+
+def _split(text: str, span: Span, level: int, tokens: int, max_tokens: int) -> list[Span]:
+    start, end = span
+    if end - start == 1:
+        raise InvalidInputError(
+            f"max_tokens={max_tokens} is too small: the single character {text[start]!r} counts {tokens} tokens."
+        )
+    return _SPLITTERS[level](text, start, end)
+
+
+def _paragraphs(text: str, start: int, end: int) -> list[Span]:
+    return _cut(text, start, end, _PARAGRAPH_BREAK)
+
+
+def _sentences(text: str, start: int, end: int) -> list[Span]:
+    return _cut(text, start, end, _SENTENCE_END)
+
+
+def _words(text: str, start: int, end: int) -> list[Span]:
+    return _cut(text, start, end, _WORD_BREAK)
+
+
+def _halves(text: str, start: int, end: int) -> list[Span]:
+    middle = (start + end) // 2
+    return [span for span in (_strip(text, start, middle), _strip(text, middle, end)) if span[0] < span[1]]
+
+
+_SPLITTERS: tuple[Callable[[str, int, int], list[Span]], ...] = (
+    _paragraphs,
+    _sentences,
+    _words,
+    _halves,
+)
+
+
+def _cut(text: str, start: int, end: int, separator: re.Pattern[str]) -> list[Span]:
+    """Non-blank stripped pieces of ``text[start:end]``, cut after each match of ``separator``."""
+    cuts = [match.end() for match in separator.finditer(text, start, end)]
+    pieces = (_strip(text, left, right) for left, right in zip([start, *cuts], [*cuts, end]))
+    return [piece for piece in pieces if piece[0] < piece[1]]
+
+
+def _strip(text: str, start: int, end: int) -> Span:
+    # A byte-order mark left at the top of a file is invisible, so it is trimmed like whitespace.
+    while start < end and (text[start].isspace() or text[start] == "\ufeff"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] == "\ufeff"):
+        end -= 1
+    return start, end
+
+
+def _count_words(texts: Sequence[str]) -> list[int]:
+    return [len(text.split()) for text in texts]

@@ -1,0 +1,580 @@
+"""Engine-neutral store logic: ids, idempotent writes, query plans, hits.
+
+Both engines subclass :class:`BaseStore` and supply an :class:`~edgecolbert.store.engine.Engine`, so the
+schema, the write rules and the search semantics exist once and give the same results everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from tqdm.auto import tqdm
+from typing_extensions import Self
+
+from edgecolbert.cache import content_hash
+from edgecolbert.encoder import ColBERT, check_texts
+from edgecolbert.errors import InvalidInputError, InvalidTypeError
+from edgecolbert.rerank import check_query
+from edgecolbert.store.documents import Hit, StoreDocument
+from edgecolbert.store.engine import Engine, FirstStage, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
+from edgecolbert.store.filters import MetadataFilter, parse_filter
+from edgecolbert.store.schema import (
+    BM25,
+    HASH_KEY,
+    ID_KEY,
+    DocumentNotFoundError,
+    StoreSchema,
+    content_id,
+    point_id,
+)
+
+logger = logging.getLogger(__name__)
+
+
+FirstStageName = Literal["bm25", "dense", "hybrid"]
+DocumentLike = StoreDocument | Mapping[str, Any] | str
+
+
+@runtime_checkable
+class DenseEmbedder(Protocol):
+    """A first-stage dense model. LangChain ``Embeddings`` objects already have this shape."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+@dataclass
+class AddReport:
+    """What a write did: new documents, re-encoded ones, metadata-only updates and unchanged ones."""
+
+    added: int = 0
+    reencoded: int = 0
+    metadata_updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def seen(self) -> int:
+        return self.added + self.reencoded + self.metadata_updated + self.unchanged
+
+    def merge(self, other: AddReport) -> None:
+        self.added += other.added
+        self.reencoded += other.reencoded
+        self.metadata_updated += other.metadata_updated
+        self.unchanged += other.unchanged
+
+
+class MultiVectorStore(Protocol):
+    """What every store offers; :class:`EdgeStore` and :class:`QdrantStore` both implement it."""
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str | int] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        dense_vectors: Sequence[Sequence[float]] | None = None,
+    ) -> list[str]: ...
+
+    def add_documents(
+        self,
+        documents: Iterable[DocumentLike],
+        *,
+        batch_size: int = 128,
+        progress: bool = False,
+        total: int | None = None,
+        on_batch: Callable[[list[str]], None] | None = None,
+    ) -> AddReport: ...
+
+    def delete(self, ids: Sequence[str | int]) -> None: ...
+
+    def get(self, ids: Sequence[str | int]) -> list[Hit]: ...
+
+    def count(self) -> int: ...
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        prefetch_k: int = 100,
+        first_stage: FirstStageName | None = None,
+        filter: MetadataFilter | None = None,
+        *,
+        dense_vector: Sequence[float] | None = None,
+    ) -> list[Hit]: ...
+
+    def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]: ...
+
+    def close(self) -> None: ...
+
+
+class BaseStore:
+    """Shared behaviour of the engines. Subclasses set ``model``, ``schema``, ``engine`` and ``where``."""
+
+    model: ColBERT
+    schema: StoreSchema
+    engine: Engine
+    where: str
+    dense: DenseEmbedder | None
+    encode_batch_size: int
+
+    def _init_common(self, dense: DenseEmbedder | None, encode_batch_size: int) -> None:
+        if dense is not None and not isinstance(dense, DenseEmbedder):
+            raise InvalidTypeError("dense must have embed_documents(texts) and embed_query(text), as LangChain's do.")
+        self.dense = dense
+        self.encode_batch_size = encode_batch_size
+        self._bm25 = _bm25_model(self.schema.bm25_language) if self.schema.bm25 else None
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str | int] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        dense_vectors: Sequence[Sequence[float]] | None = None,
+    ) -> list[str]:
+        """Store texts and return their ids.
+
+        Idempotent: a document whose id and text are already stored is not encoded again (only its
+        metadata is updated when that changed); a changed text under a known id is re-encoded.
+        """
+        items = check_texts(texts)
+        doc_ids = _optional_column(ids, len(items), "ids")
+        metas = _optional_column(metadatas, len(items), "metadatas")
+        vectors = _optional_column(dense_vectors, len(items), "dense_vectors")
+        documents = [
+            StoreDocument(text=text, id=None if doc_id is None else _check_id(doc_id), metadata=meta or {})
+            for text, doc_id, meta in zip(items, doc_ids, metas)
+        ]
+        prepared = [_resolve(document) for document in documents]
+        self._write(prepared, None if dense_vectors is None else list(vectors))
+        return [doc_id for doc_id, _ in prepared]
+
+    def add_documents(
+        self,
+        documents: Iterable[DocumentLike],
+        *,
+        batch_size: int = 128,
+        progress: bool = False,
+        total: int | None = None,
+        on_batch: Callable[[list[str]], None] | None = None,
+    ) -> AddReport:
+        """Stream documents into the store in batches; memory stays bounded by one batch.
+
+        Each batch is written before the next is read; ``on_batch`` receives the ids of a batch once
+        the engine has acknowledged it. Re-running over the same input skips what is already stored,
+        which is how an interrupted indexing run resumes.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        report = AddReport()
+        bar = tqdm(total=total, unit="doc", desc="indexing", disable=not progress, dynamic_ncols=True)
+        try:
+            for batch in _batches(documents, batch_size):
+                prepared = [_resolve(_as_document(item)) for item in batch]
+                report.merge(self._write(prepared, None))
+                if on_batch is not None:
+                    on_batch([doc_id for doc_id, _ in prepared])
+                bar.update(len(prepared))
+        finally:
+            bar.close()
+        return report
+
+    def delete(self, ids: Sequence[str | int]) -> None:
+        """Remove documents by id; ids that are not stored are ignored."""
+        point_ids = [point_id(_check_id(doc_id)) for doc_id in _id_list(ids)]
+        if point_ids:
+            with self._write_lock:
+                self.engine.delete(point_ids)
+
+    def _write(self, prepared: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None) -> AddReport:
+        self._check_open()
+        if self.schema.layout == "llama-index":
+            raise InvalidInputError(
+                f"{self.where} belongs to LlamaIndex: add nodes through LlamaIndex, then attach again to encode them."
+            )
+        unique = _dedupe(prepared, dense_vectors)
+        point_ids = [point_id(doc_id) for doc_id, _ in unique]
+        known = self.engine.payloads(point_ids, [HASH_KEY, self.schema.metadata_key])
+        report = AddReport()
+        to_encode: list[int] = []
+        for position, ((_, document), pid) in enumerate(zip(unique, point_ids)):
+            stored = known.get(pid)
+            if stored is None:
+                report.added += 1
+                to_encode.append(position)
+            elif stored.get(HASH_KEY) != content_hash(document.text):
+                report.reencoded += 1
+                to_encode.append(position)
+            elif self._stored_metadata(stored) != dict(document.metadata):
+                report.metadata_updated += 1
+                with self._write_lock:
+                    self.engine.set_payload(pid, {self.schema.metadata_key: dict(document.metadata)})
+            else:
+                report.unchanged += 1
+        if to_encode:
+            points = self._prepare([unique[i] for i in to_encode], _pick(dense_vectors, to_encode))
+            with self._write_lock:
+                self.engine.upsert(points)
+        return report
+
+    def _stored_metadata(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(payload.get(self.schema.metadata_key) or {})
+
+    def _prepare(
+        self, documents: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None
+    ) -> list[PreparedPoint]:
+        texts = [document.text for _, document in documents]
+        colbert = self.model.encode_documents(texts, batch_size=self.encode_batch_size)
+        dense = self._dense_documents(texts, dense_vectors)
+        points = []
+        for index, (doc_id, document) in enumerate(documents):
+            points.append(
+                PreparedPoint(
+                    point_id=point_id(doc_id),
+                    colbert=self._storage_vectors(colbert[index]),
+                    payload=self._payload(doc_id, document),
+                    bm25=self._bm25_document(document.text),
+                    dense=None if dense is None else dense[index],
+                )
+            )
+        return points
+
+    def _payload(self, doc_id: str, document: StoreDocument) -> dict[str, Any]:
+        payload = {
+            ID_KEY: doc_id,
+            self.schema.text_key: document.text,
+            self.schema.metadata_key: dict(document.metadata),
+            HASH_KEY: content_hash(document.text),
+        }
+        _check_json(payload, doc_id)
+        return payload
+
+    def _storage_vectors(self, vectors: np.ndarray) -> np.ndarray:
+        """Zero-pad to the stored width: zeros change no dot product, and wider rows can be faster."""
+        pad = self.schema.vector_size - vectors.shape[1]
+        if pad == 0:
+            return np.ascontiguousarray(vectors, dtype=np.float32)
+        return np.pad(vectors.astype(np.float32, copy=False), ((0, 0), (0, pad)))
+
+    def _bm25_document(self, text: str) -> SparseTerms | None:
+        if self._bm25 is None:
+            return None
+        sparse = self._bm25.embed_document(text)
+        return SparseTerms(list(sparse.indices), list(sparse.values))
+
+    def _dense_documents(self, texts: list[str], supplied: list[Any] | None) -> list[list[float]] | None:
+        if self.schema.dense_name is None:
+            if supplied is not None and any(vector is not None for vector in supplied):
+                raise InvalidInputError(f"{self.where} has no dense vector: create it with a dense model or size.")
+            return None
+        if supplied is None:
+            if self.dense is None:
+                return None
+            supplied = list(self.dense.embed_documents(texts))
+        return [self._check_dense(vector) for vector in supplied]
+
+    def _check_dense(self, vector: Sequence[float] | None) -> list[float]:
+        values = np.asarray(vector, dtype=np.float32)
+        if values.ndim != 1 or values.shape[0] != self.schema.dense_size:
+            raise InvalidInputError(
+                f"Dense vectors for {self.where} have {self.schema.dense_size} values; got shape {values.shape}."
+            )
+        if not np.isfinite(values).all():
+            raise InvalidInputError("A dense vector holds NaN or infinity.")
+        return values.tolist()
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str | int]) -> list[Hit]:
+        """The stored documents with these ids, in the order asked; unknown ids are left out."""
+        self._check_open()
+        doc_ids = [_check_id(doc_id) for doc_id in _id_list(ids)]
+        point_ids = [point_id(doc_id) for doc_id in doc_ids]
+        found = self.engine.payloads(point_ids, None)
+        return [self._hit(StoredPoint(pid, found[pid])) for pid in dict.fromkeys(point_ids) if pid in found]
+
+    def count(self) -> int:
+        """How many documents the store holds."""
+        self._check_open()
+        return self.engine.count()
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        prefetch_k: int = 100,
+        first_stage: FirstStageName | None = None,
+        filter: MetadataFilter | None = None,
+        *,
+        dense_vector: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        """Top ``k`` documents for ``query`` from one engine query.
+
+        The first stage (BM25, the dense vector, or both fused with RRF; BM25 by default when the
+        store has it) proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their
+        stored token vectors orders them.
+        """
+        self._check_open()
+        check_query(query)
+        _check_positive("k", k)
+        _check_positive("prefetch_k", prefetch_k)
+        plan = QueryPlan(
+            colbert=self._query_vectors(query),
+            limit=min(k, prefetch_k),
+            stages=self._first_stages(query, first_stage, dense_vector),
+            prefetch_limit=prefetch_k,
+            conditions=parse_filter(filter),
+            metadata_prefix=self.schema.metadata_key,
+        )
+        return [self._hit(point) for point in self.engine.query(plan)]
+
+    def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
+        """Order stored documents for ``query`` by MaxSim over their stored vectors (no re-encoding).
+
+        Raises :class:`DocumentNotFoundError` naming the ids that are not stored.
+        """
+        self._check_open()
+        check_query(query)
+        if k is not None:
+            _check_positive("k", k)
+        doc_ids = list(dict.fromkeys(_check_id(doc_id) for doc_id in _id_list(ids)))
+        if not doc_ids:
+            return []
+        point_ids = [point_id(doc_id) for doc_id in doc_ids]
+        plan = QueryPlan(colbert=self._query_vectors(query), limit=len(point_ids), point_ids=point_ids)
+        points = self.engine.query(plan)
+        if len(points) < len(point_ids):
+            returned = {point.point_id for point in points}
+            missing = [doc_id for doc_id, pid in zip(doc_ids, point_ids) if pid not in returned]
+            shown = ", ".join(repr(doc_id) for doc_id in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise DocumentNotFoundError(f"{self.where} holds no document with id {shown}{more}; add it first.")
+        hits = [self._hit(point) for point in points]
+        return hits if k is None else hits[:k]
+
+    def _query_vectors(self, query: str) -> np.ndarray:
+        return self._storage_vectors(self.model.encode_query(query))
+
+    def _first_stages(
+        self, query: str, first_stage: FirstStageName | None, dense_vector: Sequence[float] | None
+    ) -> list[FirstStage]:
+        if first_stage is None:
+            first_stage = "bm25" if self.schema.bm25 else "dense"
+        if first_stage not in ("bm25", "dense", "hybrid"):
+            raise InvalidInputError(f"first_stage is 'bm25', 'dense' or 'hybrid'; got {first_stage!r}.")
+        stages = []
+        if first_stage in ("bm25", "hybrid"):
+            if self._bm25 is None:
+                raise InvalidInputError(f"{self.where} has no BM25 vector; use first_stage='dense'.")
+            sparse = self._bm25.embed_query(query)
+            stages.append(FirstStage(BM25, SparseTerms(list(sparse.indices), list(sparse.values))))
+        if first_stage in ("dense", "hybrid"):
+            stages.append(FirstStage(self._dense_name(), self._dense_query(query, dense_vector)))
+        return stages
+
+    def _dense_name(self) -> str:
+        if self.schema.dense_name is None:
+            raise InvalidInputError(f"{self.where} has no dense vector; use first_stage='bm25'.")
+        return self.schema.dense_name
+
+    def _dense_query(self, query: str, dense_vector: Sequence[float] | None) -> list[float]:
+        if dense_vector is None:
+            if self.dense is None:
+                raise InvalidInputError(
+                    "A dense first stage needs the query's dense vector: pass dense_vector= or open the store "
+                    "with dense=<model with embed_query>."
+                )
+            dense_vector = self.dense.embed_query(query)
+        return self._check_dense(dense_vector)
+
+    def _hit(self, point: StoredPoint) -> Hit:
+        text, metadata = payload_document(point.payload, self.schema)
+        # LlamaIndex payloads carry their own 'doc_id' (the source document), not the node's id.
+        doc_id = None if self.schema.layout == "llama-index" else point.payload.get(ID_KEY)
+        return Hit(
+            id=str(doc_id) if doc_id is not None else str(point.point_id),
+            score=float(point.score),
+            text=text,
+            metadata=metadata,
+        )
+
+    # ---- lifecycle and async twins ------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidInputError(f"{self.where} is closed.")
+
+    def close(self) -> None:
+        """Flush and release the engine; further calls raise."""
+        if not self._closed:
+            self._closed = True
+            self.engine.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def aadd(self, *args: Any, **kwargs: Any) -> list[str]:
+        return await asyncio.to_thread(self.add, *args, **kwargs)
+
+    async def aadd_documents(self, *args: Any, **kwargs: Any) -> AddReport:
+        return await asyncio.to_thread(self.add_documents, *args, **kwargs)
+
+    async def adelete(self, ids: Sequence[str | int]) -> None:
+        await asyncio.to_thread(self.delete, ids)
+
+    async def aget(self, ids: Sequence[str | int]) -> list[Hit]:
+        return await asyncio.to_thread(self.get, ids)
+
+    async def acount(self) -> int:
+        return await asyncio.to_thread(self.count)
+
+    async def asearch(self, *args: Any, **kwargs: Any) -> list[Hit]:
+        return await asyncio.to_thread(self.search, *args, **kwargs)
+
+    async def arerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
+        return await asyncio.to_thread(self.rerank, query, ids, k)
+
+
+def payload_document(payload: Mapping[str, Any], schema: StoreSchema) -> tuple[str, dict[str, Any]]:
+    """Text and metadata of a stored point, in our layout or the one of the tool that made the collection."""
+    if schema.layout == "llama-index":
+        return _llama_index_document(payload, schema)
+    text = payload.get(schema.text_key)
+    metadata = payload.get(schema.metadata_key)
+    return (text if isinstance(text, str) else ""), (dict(metadata) if isinstance(metadata, Mapping) else {})
+
+
+_LLAMA_INDEX_INTERNAL = ("_node_content", "_node_type", "doc_id", "document_id", "ref_doc_id")
+
+
+def _llama_index_document(payload: Mapping[str, Any], schema: StoreSchema) -> tuple[str, dict[str, Any]]:
+    text = payload.get(schema.text_key)
+    if not isinstance(text, str):
+        try:
+            node = json.loads(payload.get("_node_content") or "{}")
+        except (TypeError, ValueError):
+            node = {}
+        text = node.get("text", "") if isinstance(node, dict) else ""
+    metadata = {
+        key: value
+        for key, value in payload.items()
+        if key not in _LLAMA_INDEX_INTERNAL and key not in (schema.text_key, HASH_KEY, ID_KEY)
+    }
+    return text, metadata
+
+
+def _bm25_model(language: str) -> Any:
+    from qdrant_edge import Bm25, Bm25Config
+
+    try:
+        return Bm25(Bm25Config(language=language))
+    except ValueError as exc:
+        raise InvalidInputError(f"BM25 does not support language {language!r}: {exc}") from exc
+
+
+def _resolve(document: StoreDocument) -> tuple[str, StoreDocument]:
+    if not isinstance(document.text, str):
+        raise InvalidTypeError(f"Document text must be a string, got {type(document.text).__name__}.")
+    if not isinstance(document.metadata, Mapping):
+        raise InvalidTypeError(f"Document metadata must be a mapping, got {type(document.metadata).__name__}.")
+    doc_id = content_id(document.text) if document.id is None else _check_id(document.id)
+    return doc_id, document
+
+
+def _as_document(item: DocumentLike) -> StoreDocument:
+    if isinstance(item, StoreDocument):
+        return item
+    if isinstance(item, str):
+        return StoreDocument(text=item)
+    if isinstance(item, Mapping):
+        if "text" not in item:
+            raise InvalidInputError(f"A document mapping needs a 'text' key; got keys {sorted(item)}.")
+        doc_id = item.get("id")
+        return StoreDocument(
+            text=item["text"],
+            id=None if doc_id is None else _check_id(doc_id),
+            metadata=item.get("metadata") or {},
+        )
+    raise InvalidTypeError(f"Documents are StoreDocument, mapping or str; got {type(item).__name__}.")
+
+
+def _check_id(doc_id: object) -> str:
+    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+        raise InvalidTypeError(f"Document ids are strings or integers, got {type(doc_id).__name__}.")
+    text = str(doc_id)
+    if not text.strip():
+        raise InvalidInputError("A document id is empty.")
+    return text
+
+
+def _id_list(ids: Sequence[str | int]) -> list[str | int]:
+    if isinstance(ids, (str, int)):
+        raise InvalidTypeError("Expected a list of ids, got a single id: wrap it in a list.")
+    return list(ids)
+
+
+def _optional_column(values: Sequence[Any] | None, length: int, name: str) -> list[Any]:
+    if values is None:
+        return [None] * length
+    if isinstance(values, (str, bytes)):
+        raise InvalidTypeError(f"{name} must be a list, not a string.")
+    column = list(values)
+    if len(column) != length:
+        raise InvalidInputError(f"{name} has {len(column)} entries for {length} texts.")
+    return column
+
+
+def _dedupe(
+    prepared: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None
+) -> list[tuple[str, StoreDocument]]:
+    """Drop exact repeats of one id in a batch; two different documents under one id are an error."""
+    seen: dict[str, StoreDocument] = {}
+    for doc_id, document in prepared:
+        previous = seen.get(doc_id)
+        if previous is None:
+            seen[doc_id] = document
+        elif previous.text != document.text or dict(previous.metadata) != dict(document.metadata):
+            raise InvalidInputError(f"Id {doc_id!r} appears twice in one batch with different content.")
+    if dense_vectors is not None and len(seen) != len(prepared):
+        raise InvalidInputError("Ids repeat within a batch that supplies dense vectors; pass each document once.")
+    return list(seen.items())
+
+
+def _pick(values: list[Any] | None, positions: list[int]) -> list[Any] | None:
+    if values is None:
+        return None
+    return [values[i] for i in positions]
+
+
+def _check_json(payload: dict[str, Any], doc_id: str) -> None:
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"Metadata of document {doc_id!r} is not plain JSON: {exc}") from exc
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

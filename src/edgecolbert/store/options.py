@@ -1,0 +1,114 @@
+"""Choosing the model and the schema when a store is opened or created."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecolbert.encoder import ColBERT
+from edgecolbert.errors import InvalidInputError, InvalidTypeError
+from edgecolbert.store.schema import (
+    DENSE,
+    Datatype,
+    Quantization,
+    StoreError,
+    StoreSchema,
+    check_model,
+    check_vector_size,
+    model_identity,
+)
+
+_DATATYPES = ("float32", "float16")
+_QUANTIZATIONS = ("int8",)
+_DENSE_PROBE = "dimension probe"
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Creation options. ``None`` means "the default" when creating and "as stored" when opening."""
+
+    datatype: Datatype | None = None
+    quantization: Quantization | None = None
+    vector_size: int | None = None
+    dense_size: int | None = None
+    bm25: bool = True
+    bm25_language: str = "english"
+
+    def check(self) -> None:
+        if self.datatype is not None and self.datatype not in _DATATYPES:
+            raise InvalidInputError(f"datatype is one of {_DATATYPES}; got {self.datatype!r}.")
+        if self.quantization is not None and self.quantization not in _QUANTIZATIONS:
+            raise InvalidInputError(f"quantization is None or one of {_QUANTIZATIONS}; got {self.quantization!r}.")
+        if self.dense_size is not None and (
+            isinstance(self.dense_size, bool) or not isinstance(self.dense_size, int) or self.dense_size < 1
+        ):
+            raise InvalidInputError(f"dense_size must be a positive integer; got {self.dense_size!r}.")
+
+
+def resolve_store_model(
+    existing: StoreSchema | None,
+    model: ColBERT | str | os.PathLike[str] | None,
+    options: StoreOptions,
+    dense: Any,
+    where: str,
+    model_kwargs: Mapping[str, Any],
+) -> tuple[ColBERT, StoreSchema]:
+    """The model to encode with and the schema to use: the stored one, or a new one from the options."""
+    options.check()
+    if existing is not None:
+        encoder = _load(model if model is not None else existing.model, model_kwargs)
+        check_model(existing, encoder, where)
+        _check_unchanged(existing, options, where)
+        return encoder, existing
+    encoder = _load(model, model_kwargs)
+    return encoder, new_schema(encoder, options, dense)
+
+
+def new_schema(encoder: ColBERT, options: StoreOptions, dense: Any, *, dense_name: str | None = DENSE) -> StoreSchema:
+    dense_size = options.dense_size
+    if dense_size is None and dense is not None:
+        dense_size = len(dense.embed_query(_DENSE_PROBE))
+    return StoreSchema(
+        model=_model_name(encoder),
+        model_identity=model_identity(encoder),
+        model_dim=encoder.dim,
+        vector_size=check_vector_size(options.vector_size, encoder.dim),
+        datatype=options.datatype or "float16",
+        quantization=options.quantization,
+        bm25=options.bm25,
+        bm25_language=options.bm25_language,
+        dense_name=dense_name if dense_size is not None else None,
+        dense_size=dense_size,
+    )
+
+
+def _load(model: ColBERT | str | os.PathLike[str] | None, model_kwargs: Mapping[str, Any]) -> ColBERT:
+    if isinstance(model, ColBERT):
+        return model
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise InvalidTypeError(f"model is a ColBERT, a hub id or a folder; got {type(model).__name__}.")
+    return ColBERT.from_pretrained(model, **model_kwargs)
+
+
+def _model_name(encoder: ColBERT) -> str:
+    """Local folders are recorded as absolute paths so the store reopens from any working directory."""
+    folder = Path(encoder.name)
+    return str(folder.resolve()) if folder.is_dir() else encoder.name
+
+
+def _check_unchanged(schema: StoreSchema, options: StoreOptions, where: str) -> None:
+    asked = {
+        "datatype": options.datatype,
+        "quantization": options.quantization,
+        "vector_size": options.vector_size,
+        "dense_size": options.dense_size,
+    }
+    for name, value in asked.items():
+        if value is not None and value != getattr(schema, name):
+            raise StoreError(
+                f"{where} was created with {name}={getattr(schema, name)!r}; it cannot be reopened with "
+                f"{name}={value!r}. Index into a new store to change it."
+            )

@@ -1,0 +1,404 @@
+"""The client-server engine: a Qdrant server, cluster or cloud through qdrant-client (local mode too).
+
+The schema is kept in the collection's own metadata, so any client that opens the collection
+finds the model and layout it was built with.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from tqdm.auto import tqdm
+
+from edgecolbert.encoder import ColBERT
+from edgecolbert.errors import InvalidInputError
+from edgecolbert.store.base import BaseStore, DenseEmbedder, payload_document
+from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
+from edgecolbert.store.filters import Condition, payload_key
+from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+logger = logging.getLogger(__name__)
+
+METADATA_FIELD = "edgecolbert"
+URL_ENV_VAR = "QDRANT_URL"
+API_KEY_ENV_VAR = "QDRANT_API_KEY"
+_RRF_K = 60
+Layout = Literal["langchain", "llama-index"]
+
+
+def _models() -> Any:
+    try:
+        from qdrant_client import models
+    except ImportError as exc:
+        raise StoreError(
+            "QdrantStore needs qdrant-client: pip install 'edgecolbert[qdrant]' (or use the embedded EdgeStore)."
+        ) from exc
+    return models
+
+
+def connect(
+    client: QdrantClient | None = None,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    timeout: int | None = None,
+) -> QdrantClient:
+    """A client from the arguments, else from ``QDRANT_URL`` / ``QDRANT_API_KEY``."""
+    _models()
+    from qdrant_client import QdrantClient
+
+    if client is not None:
+        return client
+    url = url or os.environ.get(URL_ENV_VAR)
+    if url:
+        return QdrantClient(url=url, api_key=api_key or os.environ.get(API_KEY_ENV_VAR), timeout=timeout)
+    if path is not None:
+        return QdrantClient(path=os.fspath(path))
+    raise InvalidInputError(f"Give client=, url= (or set {URL_ENV_VAR}) or path= to reach Qdrant.")
+
+
+class QdrantStore(BaseStore):
+    """Document multivectors in a Qdrant collection, same schema and results as :class:`EdgeStore`.
+
+    Creation options for scale-out (``shard_number``, ``replication_factor``, ``on_disk``,
+    ``quantization``) go to ``create_collection`` unchanged; ``quantization`` also takes a
+    qdrant-client quantization config.
+    """
+
+    def __init__(
+        self,
+        collection: str = "edgecolbert",
+        model: ColBERT | str | os.PathLike[str] | None = None,
+        *,
+        client: QdrantClient | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        timeout: int | None = None,
+        datatype: Datatype | None = None,
+        quantization: Any = None,
+        vector_size: int | None = None,
+        dense: DenseEmbedder | None = None,
+        dense_size: int | None = None,
+        bm25: bool = True,
+        bm25_language: str = "english",
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        on_disk: bool | None = None,
+        encode_batch_size: int = 16,
+        **model_kwargs: Any,
+    ) -> None:
+        self.client = connect(client, url=url, api_key=api_key, path=path, timeout=timeout)
+        self.collection = collection
+        self.where = f"Qdrant collection '{collection}'"
+        native_quantization = None if quantization in (None, "int8") else quantization
+        options = StoreOptions(
+            datatype=datatype,
+            quantization=None if native_quantization is not None else quantization,
+            vector_size=vector_size,
+            dense_size=dense_size,
+            bm25=bm25,
+            bm25_language=bm25_language,
+        )
+        existing = _read_schema(self.client, collection)
+        self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
+        if existing is None:
+            _create_collection(
+                self.client,
+                collection,
+                self.schema,
+                quantization=native_quantization,
+                shard_number=shard_number,
+                replication_factor=replication_factor,
+                on_disk=on_disk,
+            )
+        self.engine = QdrantEngine(self.client, collection, self.schema)
+        self._init_common(dense, encode_batch_size)
+
+    @classmethod
+    def attach(
+        cls,
+        collection: str,
+        model: ColBERT | str | os.PathLike[str] | None = None,
+        *,
+        client: QdrantClient | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        dense: DenseEmbedder | None = None,
+        layout: Layout | None = None,
+        datatype: Datatype = "float16",
+        vector_size: int | None = None,
+        batch_size: int = 32,
+        progress: bool = True,
+        encode_batch_size: int = 16,
+        **model_kwargs: Any,
+    ) -> QdrantStore:
+        """Add a ``colbert`` vector to a collection made by langchain-qdrant or LlamaIndex and fill it.
+
+        The text comes from the points' payload (``page_content``, or LlamaIndex's ``text`` /
+        ``_node_content``). Filling is resumable: only points without a ``colbert`` vector are
+        encoded, so calling ``attach`` again after an interruption finishes the rest. Searches then
+        use the collection's own dense vector as the first stage.
+        """
+        qdrant = connect(client, url=url, api_key=api_key, path=path)
+        schema = _read_schema(qdrant, collection)
+        if schema is None:
+            encoder = model if isinstance(model, ColBERT) else ColBERT.from_pretrained(model, **model_kwargs)
+            schema = _attach_schema(qdrant, collection, encoder, layout, datatype, vector_size, dense)
+            _add_colbert_vector(qdrant, collection, schema)
+            qdrant.update_collection(collection, metadata={METADATA_FIELD: schema.model_dump()})
+            model = encoder
+        store = cls(collection, model, client=qdrant, dense=dense, encode_batch_size=encode_batch_size, **model_kwargs)
+        store.backfill(batch_size=batch_size, progress=progress)
+        return store
+
+    def backfill(self, *, batch_size: int = 32, progress: bool = True) -> int:
+        """Encode every point that has no ``colbert`` vector yet; returns how many were encoded."""
+        self._check_open()
+        return _backfill(self, batch_size=batch_size, progress=progress)
+
+    def __repr__(self) -> str:
+        return f"QdrantStore(collection={self.collection!r}, model={self.schema.model!r})"
+
+
+def _read_schema(client: QdrantClient, collection: str) -> StoreSchema | None:
+    if not client.collection_exists(collection):
+        return None
+    metadata = client.get_collection(collection).config.metadata or {}
+    stored = metadata.get(METADATA_FIELD)
+    if stored is None:
+        raise StoreError(
+            f"Qdrant collection '{collection}' was not made by edgecolbert; use QdrantStore.attach() to add a "
+            "colbert vector to it, or choose another collection name."
+        )
+    return StoreSchema.model_validate(stored)
+
+
+def _create_collection(
+    client: QdrantClient,
+    collection: str,
+    schema: StoreSchema,
+    *,
+    quantization: Any,
+    shard_number: int | None,
+    replication_factor: int | None,
+    on_disk: bool | None,
+) -> None:
+    models = _models()
+    vectors = {COLBERT: _colbert_params(schema, on_disk=on_disk)}
+    if schema.dense_name is not None and schema.dense_size is not None:
+        vectors[schema.dense_name] = models.VectorParams(
+            size=schema.dense_size, distance=models.Distance.COSINE, on_disk=on_disk
+        )
+    if quantization is None and schema.quantization == "int8":
+        quantization = models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+        )
+    client.create_collection(
+        collection,
+        vectors_config=vectors,
+        sparse_vectors_config={BM25: models.SparseVectorParams(modifier=models.Modifier.IDF)} if schema.bm25 else None,
+        shard_number=shard_number,
+        replication_factor=replication_factor,
+        quantization_config=quantization,
+        metadata={METADATA_FIELD: schema.model_dump()},
+    )
+
+
+def _colbert_params(schema: StoreSchema, *, on_disk: bool | None) -> Any:
+    models = _models()
+    return models.VectorParams(
+        size=schema.vector_size,
+        distance=models.Distance.DOT,
+        multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+        # m=0: the multivector only rescores prefetched candidates, so no graph is built.
+        hnsw_config=models.HnswConfigDiff(m=0),
+        datatype=models.Datatype.FLOAT16 if schema.datatype == "float16" else models.Datatype.FLOAT32,
+        on_disk=on_disk,
+    )
+
+
+def _attach_schema(
+    client: QdrantClient,
+    collection: str,
+    encoder: ColBERT,
+    layout: Layout | None,
+    datatype: Datatype,
+    vector_size: int | None,
+    dense: DenseEmbedder | None,
+) -> StoreSchema:
+    layout = layout or _detect_layout(client, collection)
+    dense_name, dense_size = _dense_vector(client, collection)
+    options = StoreOptions(datatype=datatype, vector_size=vector_size, dense_size=dense_size, bm25=False)
+    schema = new_schema(encoder, options, dense, dense_name=dense_name)
+    keys = {"text_key": "page_content", "metadata_key": "metadata"} if layout == "langchain" else {"metadata_key": ""}
+    return schema.model_copy(update={"layout": layout, **keys})
+
+
+def _detect_layout(client: QdrantClient, collection: str) -> Layout:
+    points, _ = client.scroll(collection, limit=1, with_payload=True, with_vectors=False)
+    if not points:
+        raise StoreError(f"Qdrant collection '{collection}' is empty: nothing to attach to yet.")
+    payload = points[0].payload or {}
+    if "page_content" in payload:
+        return "langchain"
+    if "_node_content" in payload:
+        return "llama-index"
+    raise StoreError(
+        f"Qdrant collection '{collection}' has neither langchain-qdrant's 'page_content' nor LlamaIndex's "
+        f"'_node_content' in its payload (keys: {sorted(payload)}); pass layout= to say which it is."
+    )
+
+
+def _dense_vector(client: QdrantClient, collection: str) -> tuple[str | None, int | None]:
+    """The collection's own single-vector dense field, the natural first stage."""
+    vectors = client.get_collection(collection).config.params.vectors
+    if vectors is None:
+        return None, None
+    named = vectors if isinstance(vectors, dict) else {"": vectors}
+    for name, params in named.items():
+        if name != COLBERT and params.multivector_config is None:
+            return name, params.size
+    return None, None
+
+
+def _add_colbert_vector(client: QdrantClient, collection: str, schema: StoreSchema) -> None:
+    models = _models()
+    existing = client.get_collection(collection).config.params.vectors
+    if isinstance(existing, dict) and COLBERT in existing:
+        raise StoreError(
+            f"Qdrant collection '{collection}' already has a '{COLBERT}' vector that edgecolbert did not make."
+        )
+    config = models.DenseVectorConfig(
+        size=schema.vector_size,
+        distance=models.Distance.DOT,
+        multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+        datatype=models.Datatype.FLOAT16 if schema.datatype == "float16" else models.Datatype.FLOAT32,
+    )
+    client.create_vector_name(collection, COLBERT, models.DenseVectorNameConfig(dense=config))
+    # The vector-creation call takes no graph settings; switch the graph off before any point is filled.
+    client.update_collection(
+        collection, vectors_config={COLBERT: models.VectorParamsDiff(hnsw_config=models.HnswConfigDiff(m=0))}
+    )
+
+
+def _backfill(store: QdrantStore, *, batch_size: int, progress: bool) -> int:
+    models = _models()
+    client, collection = store.client, store.collection
+    missing = models.Filter(must_not=[models.HasVectorCondition(has_vector=COLBERT)])
+    total = client.count(collection, count_filter=missing, exact=True).count
+    done = 0
+    with tqdm(total=total, unit="doc", desc="encoding", disable=not progress, dynamic_ncols=True) as bar:
+        while True:
+            points, _ = client.scroll(collection, scroll_filter=missing, limit=batch_size, with_payload=True)
+            if not points:
+                return done
+            texts = [payload_document(point.payload or {}, store.schema)[0] for point in points]
+            vectors = store.model.encode_documents(texts, batch_size=store.encode_batch_size)
+            client.update_vectors(
+                collection,
+                [
+                    models.PointVectors(id=point.id, vector={COLBERT: store._storage_vectors(vectors[i]).tolist()})
+                    for i, point in enumerate(points)
+                ],
+                wait=True,
+            )
+            done += len(points)
+            bar.update(len(points))
+
+
+class QdrantEngine:
+    """The engine primitives through qdrant-client."""
+
+    def __init__(self, client: QdrantClient, collection: str, schema: StoreSchema) -> None:
+        self.client = client
+        self.collection = collection
+        self._schema = schema
+        self._models = _models()
+
+    def payloads(self, point_ids: Sequence[PointId], keys: Sequence[str] | None) -> dict[PointId, dict[str, Any]]:
+        if not point_ids:
+            return {}
+        records = self.client.retrieve(
+            self.collection, list(point_ids), with_payload=list(keys) if keys else True, with_vectors=False
+        )
+        return {record.id: dict(record.payload or {}) for record in records}
+
+    def upsert(self, points: Sequence[PreparedPoint]) -> None:
+        self.client.upsert(self.collection, [self._point(point) for point in points], wait=True)
+
+    def _point(self, point: PreparedPoint) -> Any:
+        models = self._models
+        vectors: dict[str, Any] = {COLBERT: point.colbert.tolist()}
+        if point.bm25 is not None:
+            vectors[BM25] = models.SparseVector(indices=point.bm25.indices, values=point.bm25.values)
+        if point.dense is not None and self._schema.dense_name is not None:
+            vectors[self._schema.dense_name] = point.dense
+        return models.PointStruct(id=point.point_id, vector=vectors, payload=point.payload)
+
+    def set_payload(self, point_id: PointId, payload: dict[str, Any]) -> None:
+        self.client.set_payload(self.collection, payload, points=[point_id], wait=True)
+
+    def delete(self, point_ids: Sequence[PointId]) -> None:
+        selector = self._models.PointIdsList(points=list(point_ids))
+        self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    def count(self) -> int:
+        return int(self.client.count(self.collection, exact=True).count)
+
+    def query(self, plan: QueryPlan) -> list[StoredPoint]:
+        where = self._filter(plan)
+        response = self.client.query_points(
+            self.collection,
+            prefetch=self._prefetches(plan, where) or None,
+            query=plan.colbert.tolist(),
+            using=COLBERT,
+            query_filter=where,
+            limit=plan.limit,
+            with_payload=True,
+            with_vectors=False,
+        )
+        return [StoredPoint(point.id, dict(point.payload or {}), float(point.score)) for point in response.points]
+
+    def _prefetches(self, plan: QueryPlan, where: Any) -> list[Any]:
+        models = self._models
+        leaves = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
+        if len(leaves) <= 1:
+            return leaves
+        fusion = models.RrfQuery(rrf=models.Rrf(k=_RRF_K))
+        return [models.Prefetch(prefetch=leaves, query=fusion, limit=plan.prefetch_limit)]
+
+    def _leaf(self, stage: FirstStage, limit: int, where: Any) -> Any:
+        models = self._models
+        query = stage.query
+        vector = query if isinstance(query, list) else models.SparseVector(indices=query.indices, values=query.values)
+        return models.Prefetch(query=vector, using=stage.using, limit=limit, filter=where)
+
+    def _filter(self, plan: QueryPlan) -> Any:
+        models = self._models
+        must: list[Any] = [_qdrant_condition(models, c, plan.metadata_prefix) for c in plan.conditions]
+        if plan.point_ids is not None:
+            must.append(models.HasIdCondition(has_id=list(plan.point_ids)))
+        return models.Filter(must=must) if must else None
+
+    def close(self) -> None:
+        # The client may be shared with the caller's own code (langchain-qdrant, LlamaIndex): leave it open.
+        return None
+
+
+def _qdrant_condition(models: Any, condition: Condition, prefix: str) -> Any:
+    key = payload_key(prefix, condition.key)
+    if condition.kind == "eq":
+        return models.FieldCondition(key=key, match=models.MatchValue(value=condition.value))
+    if condition.kind == "any":
+        return models.FieldCondition(key=key, match=models.MatchAny(any=condition.value))
+    return models.FieldCondition(key=key, range=models.Range(**condition.value))

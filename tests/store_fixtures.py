@@ -1,0 +1,79 @@
+"""Shared pieces for store tests: a small model, both engines, a deterministic dense embedder."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecolbert import ColBERT
+
+TOPICS = ["cats", "dogs", "rivers", "mountains", "violins", "comets"]
+
+
+def corpus(n: int = 60) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Texts with a topic word each, ids and metadata with a keyword, a year and a tag list."""
+    texts, ids, metadatas = [], [], []
+    for i in range(n):
+        topic = TOPICS[i % len(TOPICS)]
+        texts.append(f"note {i}: a short text about {topic} and the {TOPICS[(i * 7) % len(TOPICS)]} seen in year {i}")
+        ids.append(f"doc-{i}")
+        metadatas.append({"topic": topic, "year": 1990 + i, "tags": [topic, "even" if i % 2 == 0 else "odd"]})
+    return texts, ids, metadatas
+
+
+class HashEmbedder:
+    """A deterministic dense model: bag of hashed words, so shared words mean similar vectors."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.calls = 0
+
+    def _vector(self, text: str) -> list[float]:
+        vector = np.zeros(self.size, dtype=np.float64)
+        for word in text.lower().split():
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.size] += 1.0
+        norm = np.linalg.norm(vector)
+        return (vector / norm if norm else vector + 1.0 / np.sqrt(self.size)).tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        return [self._vector(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+class CountingModel:
+    """Wraps a model to record which documents reach the encoder."""
+
+    def __init__(self, model: ColBERT, fail_after: int | None = None) -> None:
+        self._model = model
+        self.encoded: list[str] = []
+        self.fail_after = fail_after
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def encode_documents(self, texts: list[str], **kwargs: Any) -> Any:
+        with self._lock:
+            if self.fail_after is not None and len(self.encoded) >= self.fail_after:
+                raise RuntimeError("encoder failure injected by the test")
+            self.encoded.extend(texts)
+        return self._model.encode_documents(texts, **kwargs)
+
+
+def open_store(engine: str, tmp_path: Path, model: ColBERT, **options: Any) -> Any:
+    if engine == "edge":
+        from edgecolbert.store import EdgeStore
+
+        return EdgeStore(tmp_path / "store", model, **options)
+    from qdrant_client import QdrantClient
+
+    from edgecolbert.store import QdrantStore
+
+    return QdrantStore("docs", model, client=QdrantClient(":memory:"), **options)
