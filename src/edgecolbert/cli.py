@@ -11,6 +11,11 @@ from pathlib import Path
 
 from edgecolbert.encoder import MODEL_ENV_VAR, default_model_name
 from edgecolbert.errors import EdgeColbertError
+from edgecolbert.index import DEFAULT_COLLECTION
+from edgecolbert.store.edge import DEFAULT_STORE_PATH
+from edgecolbert.store.qdrant import API_KEY_ENV_VAR, URL_ENV_VAR
+
+_DEFAULT_MODEL_HELP = f"the store's own model if it exists, else ${MODEL_ENV_VAR}, else {default_model_name()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,14 +51,46 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--document-length", type=int, default=256)
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=_run_convert)
+
+    index = commands.add_parser(
+        "index", help="encode documents into a store (folder of .txt/.md, .jsonl, or a BEIR corpus)"
+    )
+    index.add_argument("path", type=Path, help="folder of .txt/.md files, a .jsonl file, or a BEIR corpus")
+    _add_store_options(index)
+    _add_model_options(index)
+    index.add_argument("--write-batch", type=int, default=128, help="documents per acknowledged write")
+    index.add_argument("--no-progress", action="store_true", help="no progress bar")
+    index.set_defaults(run=_run_index)
+
+    search = commands.add_parser("search", help="search a store: first stage, then MaxSim, in one query")
+    search.add_argument("query")
+    _add_store_options(search)
+    search.add_argument("-k", type=int, default=10, help="number of hits")
+    search.add_argument("--prefetch-k", type=int, default=100, help="first-stage candidates to rerank")
+    search.add_argument("--first-stage", choices=["bm25", "dense", "hybrid"], default=None)
+    search.add_argument(
+        "--filter", type=_json_filter, default=None, help='metadata filter as JSON, e.g. \'{"lang": "en"}\''
+    )
+    search.add_argument("--json", action="store_true", help="print a JSON list of hits")
+    _add_model_options(search, default_help="the model the store was built with")
+    search.set_defaults(run=_run_search)
     return parser
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", type=Path, default=None, help=f"embedded store folder (default: {DEFAULT_STORE_PATH})"
+    )
+    parser.add_argument("--qdrant-url", default=None, help=f"Qdrant server instead of a folder (or ${URL_ENV_VAR})")
+    parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="Qdrant collection name")
+    parser.add_argument("--api-key", default=None, help=f"Qdrant API key (or ${API_KEY_ENV_VAR})")
+
+
+def _add_model_options(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help=f"hub id or checkpoint folder (default: ${MODEL_ENV_VAR}, else {default_model_name()})",
+        help=f"hub id or checkpoint folder (default: {default_help or _DEFAULT_MODEL_HELP})",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -94,6 +131,57 @@ def _run_convert(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(target)
+    return 0
+
+
+def _json_filter(value: str) -> object:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f'--filter takes a JSON object such as {{"lang": "en"}}: {exc}') from exc
+
+
+def _store_from_args(args: argparse.Namespace, model: str | None):  # type: ignore[no-untyped-def]
+    from edgecolbert.index import open_store
+
+    return open_store(
+        store=args.store,
+        qdrant_url=args.qdrant_url,
+        collection=args.collection,
+        api_key=args.api_key,
+        model=model,
+        device=args.device,
+        encode_batch_size=args.batch_size,
+    )
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from edgecolbert.index import index_path
+
+    with _store_from_args(args, args.model) as store:
+        summary = index_path(store, args.path, batch_size=args.write_batch, progress=not args.no_progress)
+        report = summary.report
+        print(
+            f"indexed {report.seen} documents in {summary.seconds:.1f} s ({summary.documents_per_second:.1f} docs/s): "
+            f"{report.added} new, {report.reencoded} re-encoded, {report.metadata_updated} metadata updates, "
+            f"{report.unchanged} unchanged; the store holds {store.count()}"
+        )
+    return 0
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    with _store_from_args(args, args.model) as store:
+        hits = store.search(
+            args.query, k=args.k, prefetch_k=args.prefetch_k, first_stage=args.first_stage, filter=args.filter
+        )
+    if args.json:
+        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no hits")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())[:80]
+        print(f"{rank:>3}  {hit.score:8.3f}  {hit.id}  {snippet}")
     return 0
 
 

@@ -81,16 +81,7 @@ class ColbertTokenizer:
         length = self.query_length if kind == "query" else self.document_length
         # The marker takes one position, so the text gets one fewer (PyLate truncates to L - 1).
         budget = length - 1 if prefix.token_id is not None else length
-        if prefix.text:
-            texts = [prefix.text + text for text in texts]
-        try:
-            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
-        except TypeError:
-            # The Rust tokenizer rejects strings holding lone UTF-16 surrogates (broken decodes of
-            # scraped text); they carry no meaning, so they become U+FFFD like any undecodable byte.
-            logger.warning("Replaced lone surrogate characters in the input with U+FFFD.")
-            clean = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
-            encodings = self._tokenizer.encode_batch(clean, add_special_tokens=True)
+        encodings = self._encode(texts, prefix)
         sequences: list[list[int]] = []
         truncated = 0
         for encoding in encodings:
@@ -103,6 +94,24 @@ class ColbertTokenizer:
                 ids = ids[:1] + [prefix.token_id] + ids[1:]
             sequences.append(ids)
         return sequences, truncated
+
+    def count(self, texts: Sequence[str], kind: Kind = "document") -> list[int]:
+        """Untruncated token counts, markers and special tokens included: what a text would need."""
+        prefix = self._query_prefix if kind == "query" else self._document_prefix
+        marker = 1 if prefix.token_id is not None else 0
+        return [len(encoding.ids) + marker for encoding in self._encode(texts, prefix)]
+
+    def _encode(self, texts: Sequence[str], prefix: _Prefix) -> list:  # type: ignore[type-arg]
+        if prefix.text:
+            texts = [prefix.text + text for text in texts]
+        try:
+            return self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        except TypeError:
+            # The Rust tokenizer rejects strings holding lone UTF-16 surrogates (broken decodes of
+            # scraped text); they carry no meaning, so they become U+FFFD like any undecodable byte.
+            logger.warning("Replaced lone surrogate characters in the input with U+FFFD.")
+            clean = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
+            return self._tokenizer.encode_batch(clean, add_special_tokens=True)
 
     def pad(self, sequences: Sequence[Sequence[int]], kind: Kind) -> TokenizedBatch:
         """Pad a batch and build the attention mask and the mask of vectors to keep."""

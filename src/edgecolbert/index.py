@@ -1,0 +1,77 @@
+"""The indexing pipeline: read a path, batch, encode, upsert, with progress and resume."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecolbert.encoder import ColBERT
+from edgecolbert.sources import count_documents, read_documents
+from edgecolbert.store.base import AddReport, BaseStore
+from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore
+from edgecolbert.store.qdrant import URL_ENV_VAR
+
+DEFAULT_COLLECTION = "edgecolbert"
+
+
+@dataclass
+class IndexSummary:
+    report: AddReport
+    seconds: float
+
+    @property
+    def documents_per_second(self) -> float:
+        return self.report.seen / self.seconds if self.seconds > 0 else 0.0
+
+
+def open_store(
+    *,
+    store: str | os.PathLike[str] | None = None,
+    qdrant_url: str | None = None,
+    collection: str = DEFAULT_COLLECTION,
+    api_key: str | None = None,
+    model: ColBERT | str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> BaseStore:
+    """The store a command addresses: a folder (the embedded default) or a Qdrant server.
+
+    ``--store`` wins; otherwise ``--qdrant-url`` or ``QDRANT_URL`` selects the server; otherwise the
+    default folder ``./edgecolbert_data``.
+    """
+    if store is None and (qdrant_url or os.environ.get(URL_ENV_VAR)):
+        from edgecolbert.store.qdrant import QdrantStore
+
+        return QdrantStore(collection, model, url=qdrant_url, api_key=api_key, **options)
+    return EdgeStore(store if store is not None else DEFAULT_STORE_PATH, model, **options)
+
+
+def index_path(
+    target: BaseStore,
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int = 128,
+    progress: bool = True,
+    on_batch: Callable[[list[str]], None] | None = None,
+) -> IndexSummary:
+    """Index every document under ``path`` into ``target``.
+
+    Text files are split into passages that fit the model's document length, counted with its own
+    tokenizer. Running the same command again skips what is stored, so an interrupted run resumes.
+    """
+    tokenizer = target.model.tokenizer
+    documents = read_documents(
+        Path(path),
+        count_tokens=lambda texts: tokenizer.count(list(texts), "document"),
+        max_tokens=tokenizer.document_length,
+    )
+    started = time.perf_counter()
+    report = target.add_documents(
+        documents, batch_size=batch_size, progress=progress, total=count_documents(path), on_batch=on_batch
+    )
+    if isinstance(target, EdgeStore) and report.added + report.reencoded:
+        target.optimize()
+    return IndexSummary(report=report, seconds=time.perf_counter() - started)
