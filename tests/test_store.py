@@ -377,3 +377,42 @@ def test_qdrant_store_reopens_from_collection_metadata(model: ColBERT, other_mod
         QdrantStore("foreign", model, client=client)
     with pytest.raises(InvalidInputError, match="url"):
         QdrantStore("docs", model)
+
+
+def test_creation_options_reach_qdrant(model: ColBERT) -> None:
+    from qdrant_client import QdrantClient, models
+
+    from edgecolbert.store import QdrantStore
+
+    client = QdrantClient(":memory:")
+    calls: list[dict] = []
+    original = client.create_collection
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    client.create_collection = spy  # type: ignore[method-assign]
+    QdrantStore("docs", model, client=client, shard_number=3, replication_factor=2, on_disk=True, quantization="int8")
+    options = calls[0]
+    assert options["shard_number"] == 3 and options["replication_factor"] == 2
+    assert options["vectors_config"]["colbert"].on_disk is True
+    assert options["vectors_config"]["colbert"].hnsw_config.m == 0
+    assert options["vectors_config"]["colbert"].datatype == models.Datatype.FLOAT16
+    assert options["quantization_config"].scalar.type == models.ScalarType.INT8
+    binary = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+    QdrantStore("binary", model, client=client, quantization=binary)
+    assert calls[1]["quantization_config"] is binary
+
+
+def test_edge_store_with_int8_quantization_ranks_like_float32(tmp_path: Path, model: ColBERT) -> None:
+    exact = _filled("edge", tmp_path / "exact", model, datatype="float32")
+    quantized = _filled("edge", tmp_path / "int8", model, quantization="int8")
+    _, ids, _ = corpus()
+    exact_scores = {hit.id: hit.score for hit in exact.rerank("rivers and comets", ids)}
+    quantized_hits = quantized.rerank("rivers and comets", ids)
+    assert quantized.schema.quantization == "int8"
+    for hit in quantized_hits:
+        assert hit.score == pytest.approx(exact_scores[hit.id], rel=1e-2)
+    exact.close()
+    quantized.close()
