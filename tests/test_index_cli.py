@@ -145,3 +145,9 @@ def test_kill_during_indexing_loses_no_acknowledged_batch(
     assert "holds 3000" in out
     unchanged = int(out.split(" unchanged")[0].rsplit(" ", 1)[-1])
     assert unchanged >= len(acknowledged)
+
+
+def test_unreachable_qdrant_server_is_named(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["search", "anything", "--qdrant-url", "http://127.0.0.1:1", "--model", str(model_dir)]
+    assert main(args) == 2
+    assert "Could not reach Qdrant at http://127.0.0.1:1" in capsys.readouterr().err

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from tqdm.auto import tqdm
@@ -108,7 +109,8 @@ class QdrantStore(BaseStore):
             bm25=bm25,
             bm25_language=bm25_language,
         )
-        existing = _read_schema(self.client, collection)
+        with _reaching(url or os.environ.get(URL_ENV_VAR)):
+            existing = _read_schema(self.client, collection)
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
         if existing is None:
             _create_collection(
@@ -149,14 +151,28 @@ class QdrantStore(BaseStore):
         encoded, so calling ``attach`` again after an interruption finishes the rest. Searches then
         use the collection's own dense vector as the first stage.
         """
+        if layout not in (None, "langchain", "llama-index"):
+            raise InvalidInputError(f"layout is None (detect it), 'langchain' or 'llama-index'; got {layout!r}.")
+        _check_batch_size(batch_size)
         qdrant = connect(client, url=url, api_key=api_key, path=path)
-        schema = _read_schema(qdrant, collection)
+        with _reaching(url or os.environ.get(URL_ENV_VAR)):
+            exists = qdrant.collection_exists(collection)
+        if not exists:
+            raise StoreError(
+                f"Qdrant collection '{collection}' does not exist; attach() adds a colbert vector to a collection "
+                "that langchain-qdrant or LlamaIndex made. Create a new one with QdrantStore() instead."
+            )
+        # A foreign collection has no schema yet; one that was attached before (or made here) has one.
+        schema = _stored_schema(qdrant, collection)
         if schema is None:
             encoder = model if isinstance(model, ColBERT) else ColBERT.from_pretrained(model, **model_kwargs)
             schema = _attach_schema(qdrant, collection, encoder, layout, datatype, vector_size, dense)
-            _add_colbert_vector(qdrant, collection, schema)
+            _check_no_foreign_colbert(qdrant, collection)
+            # The schema goes in first: if the process dies before the vector exists, the next attach
+            # knows the collection is ours and creates the vector, instead of taking it for a foreign one.
             qdrant.update_collection(collection, metadata={METADATA_FIELD: schema.model_dump()})
             model = encoder
+        _ensure_colbert_vector(qdrant, collection, schema)
         store = cls(collection, model, client=qdrant, dense=dense, encode_batch_size=encode_batch_size, **model_kwargs)
         store.backfill(batch_size=batch_size, progress=progress)
         return store
@@ -164,23 +180,44 @@ class QdrantStore(BaseStore):
     def backfill(self, *, batch_size: int = 32, progress: bool = True) -> int:
         """Encode every point that has no ``colbert`` vector yet; returns how many were encoded."""
         self._check_open()
+        _check_batch_size(batch_size)
         return _backfill(self, batch_size=batch_size, progress=progress)
 
     def __repr__(self) -> str:
         return f"QdrantStore(collection={self.collection!r}, model={self.schema.model!r})"
 
 
+@contextmanager
+def _reaching(url: str | None) -> Iterator[None]:
+    """Turn a failed first contact into an error that names the server."""
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    try:
+        yield
+    except ResponseHandlingException as exc:
+        raise StoreError(
+            f"Could not reach Qdrant at {url or 'the given client'}: {exc}. Check that the server runs and the URL "
+            f"(--qdrant-url / {URL_ENV_VAR}) is right."
+        ) from exc
+
+
 def _read_schema(client: QdrantClient, collection: str) -> StoreSchema | None:
     if not client.collection_exists(collection):
         return None
-    metadata = client.get_collection(collection).config.metadata or {}
-    stored = metadata.get(METADATA_FIELD)
-    if stored is None:
+    schema = _stored_schema(client, collection)
+    if schema is None:
         raise StoreError(
             f"Qdrant collection '{collection}' was not made by edgecolbert; use QdrantStore.attach() to add a "
             "colbert vector to it, or choose another collection name."
         )
-    return StoreSchema.model_validate(stored)
+    return schema
+
+
+def _stored_schema(client: QdrantClient, collection: str) -> StoreSchema | None:
+    """The schema in an existing collection's metadata; None when edgecolbert never recorded one."""
+    metadata = client.get_collection(collection).config.metadata or {}
+    stored = metadata.get(METADATA_FIELD)
+    return None if stored is None else StoreSchema.model_validate(stored)
 
 
 def _create_collection(
@@ -271,13 +308,22 @@ def _dense_vector(client: QdrantClient, collection: str) -> tuple[str | None, in
     return None, None
 
 
-def _add_colbert_vector(client: QdrantClient, collection: str, schema: StoreSchema) -> None:
-    models = _models()
-    existing = client.get_collection(collection).config.params.vectors
-    if isinstance(existing, dict) and COLBERT in existing:
+def _check_no_foreign_colbert(client: QdrantClient, collection: str) -> None:
+    if COLBERT in _vector_names(client, collection):
         raise StoreError(
             f"Qdrant collection '{collection}' already has a '{COLBERT}' vector that edgecolbert did not make."
         )
+
+
+def _vector_names(client: QdrantClient, collection: str) -> set[str]:
+    vectors = client.get_collection(collection).config.params.vectors
+    return set(vectors) if isinstance(vectors, dict) else {""}
+
+
+def _ensure_colbert_vector(client: QdrantClient, collection: str, schema: StoreSchema) -> None:
+    if COLBERT in _vector_names(client, collection):
+        return
+    models = _models()
     config = models.DenseVectorConfig(
         size=schema.vector_size,
         distance=models.Distance.DOT,
@@ -291,18 +337,25 @@ def _add_colbert_vector(client: QdrantClient, collection: str, schema: StoreSche
     )
 
 
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+
+
 def _backfill(store: QdrantStore, *, batch_size: int, progress: bool) -> int:
     models = _models()
     client, collection = store.client, store.collection
     missing = models.Filter(must_not=[models.HasVectorCondition(has_vector=COLBERT)])
     total = client.count(collection, count_filter=missing, exact=True).count
-    done = 0
+    done = empty = 0
     with tqdm(total=total, unit="doc", desc="encoding", disable=not progress, dynamic_ncols=True) as bar:
         while True:
             points, _ = client.scroll(collection, scroll_filter=missing, limit=batch_size, with_payload=True)
             if not points:
+                _warn_empty(empty, done, store.schema)
                 return done
             texts = [payload_document(point.payload or {}, store.schema)[0] for point in points]
+            empty += sum(1 for text in texts if not text.strip())
             vectors = store.model.encode_documents(texts, batch_size=store.encode_batch_size)
             client.update_vectors(
                 collection,
@@ -314,6 +367,19 @@ def _backfill(store: QdrantStore, *, batch_size: int, progress: bool) -> int:
             )
             done += len(points)
             bar.update(len(points))
+
+
+def _warn_empty(empty: int, done: int, schema: StoreSchema) -> None:
+    if empty:
+        where = "'text' or '_node_content'" if schema.layout == "llama-index" else repr(schema.text_key)
+        logger.warning(
+            "%d of %d points had no text under %s; their vectors encode an empty document. "
+            "If the collection's layout is not %s, attach it with the right layout=.",
+            empty,
+            done,
+            where,
+            schema.layout,
+        )
 
 
 class QdrantEngine:
