@@ -41,6 +41,8 @@ SCIFACT = SHARED / "data" / "scifact"
 
 # Reuses the tests' checkpoint builder rather than duplicating the exact 17m/32m layout here.
 sys.path.insert(0, str(REPO / "tests"))
+from typing_extensions import Self
+
 import edgecolbert
 from checkpoints import build_edge_checkpoint
 from edgecolbert import ColBERT
@@ -135,7 +137,7 @@ class ForeignCpu:
     def __init__(self) -> None:
         self.share: float | None = None
 
-    def __enter__(self) -> ForeignCpu:
+    def __enter__(self) -> Self:
         self._start = (time.perf_counter(), _machine_busy_seconds(), _own_cpu_seconds())
         return self
 

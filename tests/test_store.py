@@ -186,18 +186,22 @@ def test_float16_scores_are_within_one_percent(tmp_path: Path, model: ColBERT) -
 
 
 def test_zero_padding_leaves_scores_unchanged(engine: str, tmp_path: Path, model: ColBERT) -> None:
-    plain = _filled(engine, tmp_path / "plain", model, datatype="float32")
-    padded = _filled(engine, tmp_path / "padded", model, datatype="float32", vector_size=model.dim + 8)
-    assert padded.schema.vector_size == model.dim + 8
+    plain = _filled(engine, tmp_path / "plain", model, datatype="float32", vector_size=model.dim)
+    padded = _filled(engine, tmp_path / "padded", model, datatype="float32")
+    wider = _filled(engine, tmp_path / "wider", model, datatype="float32", vector_size=model.dim + 40)
+    assert plain.schema.vector_size == model.dim == 24
+    assert padded.schema.vector_size == 32, "the default pads to a multiple of 32"
+    assert wider.schema.vector_size == 64
     _, ids, _ = corpus()
     a = [(hit.id, hit.score) for hit in plain.rerank("dogs in year 3", ids)]
-    b = [(hit.id, hit.score) for hit in padded.rerank("dogs in year 3", ids)]
-    assert [i for i, _ in a] == [i for i, _ in b]
-    np.testing.assert_allclose([s for _, s in a], [s for _, s in b], rtol=1e-6)
+    for other in (padded, wider):
+        b = [(hit.id, hit.score) for hit in other.rerank("dogs in year 3", ids)]
+        assert [i for i, _ in a] == [i for i, _ in b]
+        np.testing.assert_allclose([s for _, s in a], [s for _, s in b], rtol=1e-6)
     with pytest.raises(InvalidInputError, match="vector_size"):
         open_store(engine, tmp_path / "narrow", model, vector_size=model.dim - 1)
-    plain.close()
-    padded.close()
+    for store in (plain, padded, wider):
+        store.close()
 
 
 def test_both_engines_return_the_same_hits(tmp_path: Path, model: ColBERT) -> None:

@@ -27,6 +27,7 @@ Quantization = Literal["int8"]
 # Point ids derived from caller ids and content live in their own UUID namespace.
 _ID_NAMESPACE = uuid.UUID("6f1d3c52-8f6e-5a57-9a55-0b7c6f3e2d41")
 _TAIL_BYTES = 1 << 20
+_SIMD_WIDTH = 32
 
 
 class StoreError(EdgeColbertError):
@@ -99,8 +100,14 @@ def check_model(schema: StoreSchema, model: ColBERT, where: str) -> None:
 
 
 def check_vector_size(vector_size: int | None, model_dim: int) -> int:
+    """The stored width: by default the model's, zero-padded up to a multiple of 32.
+
+    Qdrant's MaxSim kernel runs 32-wide SIMD blocks and finishes a remainder in scalar code;
+    48-dimensional float16 rows padded to 64 score about 3x faster with identical results
+    (benchmarks/store_search_and_indexing.py), for a third more storage.
+    """
     if vector_size is None:
-        return model_dim
+        return -(-model_dim // _SIMD_WIDTH) * _SIMD_WIDTH
     if isinstance(vector_size, bool) or not isinstance(vector_size, int) or vector_size < model_dim:
         raise InvalidInputError(
             f"vector_size must be an integer of at least the model's {model_dim} dimensions "
