@@ -41,6 +41,7 @@ def test_rerank_moves_relevant_documents_up_on_scifact(tmp_path: Path) -> None:
             "--json",
             str(report),
         ],
+        check=False,
         capture_output=True,
         text=True,
         timeout=1800,

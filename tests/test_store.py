@@ -57,7 +57,7 @@ def _numpy_scores(model: ColBERT, query: str, texts: list[str]) -> np.ndarray:
 
 def test_add_get_count_delete(engine: str, tmp_path: Path, model: ColBERT) -> None:
     store = _filled(engine, tmp_path, model)
-    texts, ids, metadatas = corpus()
+    texts, _, metadatas = corpus()
     assert store.count() == len(texts)
     got = store.get(["doc-3", "missing", "doc-1"])
     assert [hit.id for hit in got] == ["doc-3", "doc-1"]

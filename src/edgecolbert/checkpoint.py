@@ -405,7 +405,7 @@ def _stanford_projection_shape(weights: Path) -> tuple[int, int]:
 
     try:
         with safe_open(str(weights), framework="pt") as handle:
-            if "linear.weight" not in handle.keys():
+            if "linear.weight" not in handle.keys():  # noqa: SIM118 - safe_open has no __contains__
                 raise UnsupportedCheckpointError(
                     f"{weights} has no 'linear.weight' tensor: not a Stanford ColBERT checkpoint."
                 )
