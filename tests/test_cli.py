@@ -54,7 +54,6 @@ def test_errors_exit_2_with_a_message(tmp_path: Path, capsys) -> None:  # type: 
     assert str(missing) in capsys.readouterr().err
 
 
-
 def test_blank_query_exits_2(model_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["rerank", "--model", str(model_dir), "   ", "doc"]) == 2
     assert "empty" in capsys.readouterr().err

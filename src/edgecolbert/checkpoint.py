@@ -103,7 +103,9 @@ def resolve_checkpoint_dir(
             f"No checkpoint folder at {candidate} (and {name!r} is not a Hugging Face hub id of the form "
             "'organisation/model'). Check the path."
         )
-    return _download_snapshot(name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir)
+    return _download_snapshot(
+        name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir
+    )
 
 
 def _looks_like_hub_id(name: str) -> bool:
