@@ -151,3 +151,19 @@ def test_unreachable_qdrant_server_is_named(model_dir: Path, capsys: pytest.Capt
     args = ["search", "anything", "--qdrant-url", "http://127.0.0.1:1", "--model", str(model_dir)]
     assert main(args) == 2
     assert "Could not reach Qdrant at http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_truncation_is_reported_once_per_indexing_run(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    corpus = tmp_path / "long.jsonl"
+    with corpus.open("w") as handle:
+        for i in range(30):
+            handle.write(json.dumps({"id": i, "text": " ".join(["word"] * (20 + 10 * i))}) + "\n")
+    store = ["--store", str(tmp_path / "store"), "--model", str(model_dir), "--no-progress", "--write-batch", "5"]
+    with caplog.at_level("WARNING", logger="edgecolbert"):
+        assert main(["index", str(corpus), *store]) == 0
+    warnings = [record for record in caplog.records if "truncated" in record.getMessage()]
+    # doc_maxlen is 40: every text of 38 words or more is cut, over six write batches, reported once.
+    assert len(warnings) == 1 and warnings[0].getMessage().startswith("28 of 30 documents")
+    assert "28 documents were longer" in capsys.readouterr().out

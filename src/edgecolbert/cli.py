@@ -166,6 +166,8 @@ def _run_index(args: argparse.Namespace) -> int:
             f"{report.added} new, {report.reencoded} re-encoded, {report.metadata_updated} metadata updates, "
             f"{report.unchanged} unchanged; the store holds {store.count()}"
         )
+        if report.truncated:
+            print(f"{report.truncated} documents were longer than the model's document length and were truncated")
     return 0
 
 

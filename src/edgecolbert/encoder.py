@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -162,23 +162,44 @@ class ColBERT:
         return self._encode(texts, "query", batch_size=batch_size, show_progress_bar=show_progress_bar)
 
     def encode_documents(
-        self, texts: Sequence[str], *, batch_size: int = 16, show_progress_bar: bool = False
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 16,
+        show_progress_bar: bool = False,
+        on_truncation: Callable[[int], None] | None = None,
     ) -> MultiVectors:
-        """Encode documents: marker, truncation to ``document_length``, punctuation skiplist."""
-        return self._encode(texts, "document", batch_size=batch_size, show_progress_bar=show_progress_bar)
+        """Encode documents: marker, truncation to ``document_length``, punctuation skiplist.
+
+        Truncation is logged once per call; ``on_truncation`` receives the count instead, for
+        callers that encode in many calls and report once (indexing).
+        """
+        return self._encode(
+            texts, "document", batch_size=batch_size, show_progress_bar=show_progress_bar, on_truncation=on_truncation
+        )
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query's ``[n_tokens, dim]`` vectors."""
         return self.encode_queries([text])[0]
 
-    def _encode(self, texts: Sequence[str], kind: Kind, *, batch_size: int, show_progress_bar: bool) -> MultiVectors:
+    def _encode(
+        self,
+        texts: Sequence[str],
+        kind: Kind,
+        *,
+        batch_size: int,
+        show_progress_bar: bool,
+        on_truncation: Callable[[int], None] | None = None,
+    ) -> MultiVectors:
         texts = check_texts(texts)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if not texts:
             return MultiVectors.from_arrays([], dim=self.dim)
         sequences, truncated = self.tokenizer.token_ids(texts, kind)
-        if truncated:
+        if truncated and on_truncation is not None:
+            on_truncation(truncated)
+        elif truncated:
             limit = self.query_length if kind == "query" else self.document_length
             logger.warning(
                 "%d of %d %s exceed %d tokens and were truncated; pass a larger %s_length to keep them whole.",

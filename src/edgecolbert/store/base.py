@@ -60,6 +60,7 @@ class AddReport:
     reencoded: int = 0
     metadata_updated: int = 0
     unchanged: int = 0
+    truncated: int = 0
 
     @property
     def seen(self) -> int:
@@ -70,6 +71,7 @@ class AddReport:
         self.reencoded += other.reencoded
         self.metadata_updated += other.metadata_updated
         self.unchanged += other.unchanged
+        self.truncated += other.truncated
 
 
 class MultiVectorStore(Protocol):
@@ -88,7 +90,7 @@ class MultiVectorStore(Protocol):
         self,
         documents: Iterable[DocumentLike],
         *,
-        batch_size: int = 128,
+        batch_size: int = 256,
         progress: bool = False,
         total: int | None = None,
         on_batch: Callable[[list[str]], None] | None = None,
@@ -159,14 +161,14 @@ class BaseStore:
             for text, doc_id, meta in zip(items, doc_ids, metas)
         ]
         prepared = [_resolve(document) for document in documents]
-        self._write(prepared, None if dense_vectors is None else list(vectors))
+        self._warn_truncated(self._write(prepared, None if dense_vectors is None else list(vectors)))
         return [doc_id for doc_id, _ in prepared]
 
     def add_documents(
         self,
         documents: Iterable[DocumentLike],
         *,
-        batch_size: int = 128,
+        batch_size: int = 256,
         progress: bool = False,
         total: int | None = None,
         on_batch: Callable[[list[str]], None] | None = None,
@@ -190,7 +192,18 @@ class BaseStore:
                 bar.update(len(prepared))
         finally:
             bar.close()
+        self._warn_truncated(report)
         return report
+
+    def _warn_truncated(self, report: AddReport) -> None:
+        if report.truncated:
+            logger.warning(
+                "%d of %d documents exceed %d tokens and were truncated; split them into passages, or open "
+                "the store with a model loaded with a larger document_length to keep them whole.",
+                report.truncated,
+                report.added + report.reencoded,
+                self.model.document_length,
+            )
 
     def delete(self, ids: Sequence[str | int]) -> None:
         """Remove documents by id; ids that are not stored are ignored."""
@@ -225,7 +238,7 @@ class BaseStore:
             else:
                 report.unchanged += 1
         if to_encode:
-            points = self._prepare([unique[i] for i in to_encode], _pick(dense_vectors, to_encode))
+            points = self._prepare([unique[i] for i in to_encode], _pick(dense_vectors, to_encode), report)
             with self._write_lock:
                 self.engine.upsert(points)
         return report
@@ -234,10 +247,14 @@ class BaseStore:
         return dict(payload.get(self.schema.metadata_key) or {})
 
     def _prepare(
-        self, documents: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None
+        self, documents: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None, report: AddReport
     ) -> list[PreparedPoint]:
         texts = [document.text for _, document in documents]
-        colbert = self.model.encode_documents(texts, batch_size=self.encode_batch_size)
+
+        def count_truncated(n: int) -> None:
+            report.truncated += n
+
+        colbert = self.model.encode_documents(texts, batch_size=self.encode_batch_size, on_truncation=count_truncated)
         dense = self._dense_documents(texts, dense_vectors)
         points = []
         for index, (doc_id, document) in enumerate(documents):
