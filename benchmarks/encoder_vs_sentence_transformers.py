@@ -20,10 +20,7 @@ import json
 import logging
 import os
 import platform
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from itertools import islice
@@ -34,46 +31,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SCIFACT = SHARED / "data" / "scifact"
-
-# Reuses the tests' checkpoint builder rather than duplicating the exact 17m/32m layout here.
-sys.path.insert(0, str(REPO / "tests"))
-from typing_extensions import Self
+from benchkit import SCIFACT, ForeignCpu, cached_checkpoint, cpu_model, require_shared
 
 import edgecolbert
-from checkpoints import build_edge_checkpoint
 from edgecolbert import ColBERT
 from edgecolbert.beir import iter_corpus, load_qrels, load_queries
 
 # --------------------------------------------------------------------------- inputs
-
-
-def require_shared() -> None:
-    if not SCIFACT.is_dir() or not (SHARED / "models" / "modernbert-tokenizer").is_dir():
-        sys.exit(
-            f"error: {SHARED} is missing (needs data/scifact and models/modernbert-tokenizer); "
-            "this benchmark reads SciFact and the ModernBERT tokenizer from the shared folder beside the repo."
-        )
-
-
-def cached_checkpoint(shape: str) -> Path:
-    """The random-weight checkpoint for ``shape``, built once per machine under the temp folder."""
-    root = Path(tempfile.gettempdir()) / "edgecolbert-bench"
-    target = root / f"edge-{shape}"
-    if target.is_dir():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    # Built aside and renamed, so an interrupted build never leaves a half checkpoint to reuse.
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".edge-{shape}-"))
-    build_edge_checkpoint(staging, shape=shape)
-    try:
-        staging.rename(target)
-    except OSError:  # another run finished first
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def load_documents(n: int) -> list[str]:
@@ -128,43 +92,6 @@ def backbone_only(model: ColBERT, docs: list[str], batch_size: int) -> Callable[
     return run
 
 
-class ForeignCpu:
-    """Share of the machine's CPU time that other processes took while the block ran (Linux only).
-
-    The host is shared: a neighbour's job slows every contender, so the report says how alone it was.
-    """
-
-    def __init__(self) -> None:
-        self.share: float | None = None
-
-    def __enter__(self) -> Self:
-        self._start = (time.perf_counter(), _machine_busy_seconds(), _own_cpu_seconds())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall, busy, own = self._start
-        end_busy = _machine_busy_seconds()
-        if busy is None or end_busy is None:
-            return
-        elapsed = time.perf_counter() - wall
-        foreign = (end_busy - busy) - (_own_cpu_seconds() - own)
-        self.share = max(0.0, foreign) / (elapsed * (os.cpu_count() or 1))
-
-
-def _machine_busy_seconds() -> float | None:
-    try:
-        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
 def measure(runs: dict[str, Callable[[], float]], n_docs: int, repeats: int) -> dict[str, list[float]]:
     """docs/s per contender per repeat, after one warm-up pass each."""
     for fn in runs.values():
@@ -214,14 +141,7 @@ def parity(model: ColBERT, st_model: Any, docs: list[str], queries: list[str], b
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import sentence_transformers
     import transformers
 
