@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from checkpoints import build_stanford_checkpoint, requires_minilm
+from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError, maxsim
 from edgecolbert.store import ModelMismatchError, QdrantStore, StoreError
 from store_fixtures import HashEmbedder, corpus
@@ -28,17 +28,6 @@ pytestmark = requires_minilm  # the tiny Stanford checkpoint borrows MiniLM's Wo
 N_DOCS = 30
 LLAMA_DENSE = "text-dense"
 LLAMA_INTERNAL = ("_node_content", "_node_type", "doc_id", "document_id", "ref_doc_id")
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> ColBERT:
-    return ColBERT.from_pretrained(build_stanford_checkpoint(tmp_path_factory.mktemp("stanford")), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def other_model(tmp_path_factory: pytest.TempPathFactory) -> ColBERT:
-    folder = build_stanford_checkpoint(tmp_path_factory.mktemp("stanford-other"), seed=1)
-    return ColBERT.from_pretrained(folder, device="cpu")
 
 
 @pytest.fixture

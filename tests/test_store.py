@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from checkpoints import build_stanford_checkpoint, requires_minilm
+from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError, InvalidTypeError, maxsim
 from edgecolbert.store import (
     DocumentNotFoundError,
@@ -23,17 +23,6 @@ from store_fixtures import CountingModel, HashEmbedder, corpus, open_store
 pytestmark = requires_minilm  # the tiny Stanford checkpoint borrows MiniLM's WordPiece tokenizer
 
 ENGINES = ["edge", "qdrant"]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> ColBERT:
-    return ColBERT.from_pretrained(build_stanford_checkpoint(tmp_path_factory.mktemp("stanford")), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def other_model(tmp_path_factory: pytest.TempPathFactory) -> ColBERT:
-    folder = build_stanford_checkpoint(tmp_path_factory.mktemp("stanford-other"), seed=1)
-    return ColBERT.from_pretrained(folder, device="cpu")
 
 
 @pytest.fixture(params=ENGINES)
