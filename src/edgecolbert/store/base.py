@@ -24,7 +24,15 @@ from edgecolbert.encoder import ColBERT, check_texts
 from edgecolbert.errors import InvalidInputError, InvalidTypeError
 from edgecolbert.rerank import check_query
 from edgecolbert.store.documents import Hit, StoreDocument
-from edgecolbert.store.engine import Engine, FirstStage, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
+from edgecolbert.store.engine import (
+    Engine,
+    FirstStage,
+    PointId,
+    PreparedPoint,
+    QueryPlan,
+    SparseTerms,
+    StoredPoint,
+)
 from edgecolbert.store.filters import MetadataFilter, parse_filter
 from edgecolbert.store.schema import (
     BM25,
@@ -156,13 +164,12 @@ class BaseStore:
         doc_ids = _optional_column(ids, len(items), "ids")
         metas = _optional_column(metadatas, len(items), "metadatas")
         vectors = _optional_column(dense_vectors, len(items), "dense_vectors")
-        documents = [
-            StoreDocument(text=text, id=None if doc_id is None else _check_id(doc_id), metadata=meta or {})
+        items_to_write = [
+            _resolve(StoreDocument(text=text, id=doc_id, metadata=meta or {}))
             for text, doc_id, meta in zip(items, doc_ids, metas)
         ]
-        prepared = [_resolve(document) for document in documents]
-        self._warn_truncated(self._write(prepared, None if dense_vectors is None else list(vectors)))
-        return [doc_id for doc_id, _ in prepared]
+        self._warn_truncated(self._write(items_to_write, None if dense_vectors is None else list(vectors)))
+        return [item.doc_id for item in items_to_write]
 
     def add_documents(
         self,
@@ -179,17 +186,16 @@ class BaseStore:
         the engine has acknowledged it. Re-running over the same input skips what is already stored,
         which is how an interrupted indexing run resumes.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        check_positive("batch_size", batch_size)
         report = AddReport()
         bar = tqdm(total=total, unit="doc", desc="indexing", disable=not progress, dynamic_ncols=True)
         try:
             for batch in _batches(documents, batch_size):
-                prepared = [_resolve(_as_document(item)) for item in batch]
-                report.merge(self._write(prepared, None))
+                resolved = [_resolve(_as_document(document)) for document in batch]
+                report.merge(self._write(resolved, None))
                 if on_batch is not None:
-                    on_batch([doc_id for doc_id, _ in prepared])
-                bar.update(len(prepared))
+                    on_batch([item.doc_id for item in resolved])
+                bar.update(len(resolved))
         finally:
             bar.close()
         self._warn_truncated(report)
@@ -207,34 +213,33 @@ class BaseStore:
 
     def delete(self, ids: Sequence[str | int]) -> None:
         """Remove documents by id; ids that are not stored are ignored."""
-        point_ids = [point_id(_check_id(doc_id)) for doc_id in _id_list(ids)]
+        point_ids = [point_id(doc_id) for doc_id in _doc_ids(ids)]
         if point_ids:
             with self._write_lock:
                 self.engine.delete(point_ids)
 
-    def _write(self, prepared: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None) -> AddReport:
+    def _write(self, items: list[_Item], dense_vectors: list[Any] | None) -> AddReport:
         self._check_open()
         if self.schema.layout == "llama-index":
             raise InvalidInputError(
                 f"{self.where} belongs to LlamaIndex: add nodes through LlamaIndex, then attach again to encode them."
             )
-        unique = _dedupe(prepared, dense_vectors)
-        point_ids = [point_id(doc_id) for doc_id, _ in unique]
-        known = self.engine.payloads(point_ids, [HASH_KEY, self.schema.metadata_key])
+        unique = _dedupe(items, dense_vectors)
+        known = self.engine.payloads([item.point_id for item in unique], [HASH_KEY, self.schema.metadata_key])
         report = AddReport()
         to_encode: list[int] = []
-        for position, ((_, document), pid) in enumerate(zip(unique, point_ids)):
-            stored = known.get(pid)
+        for position, item in enumerate(unique):
+            stored = known.get(item.point_id)
             if stored is None:
                 report.added += 1
                 to_encode.append(position)
-            elif stored.get(HASH_KEY) != content_hash(document.text):
+            elif stored.get(HASH_KEY) != item.content_hash:
                 report.reencoded += 1
                 to_encode.append(position)
-            elif self._stored_metadata(stored) != dict(document.metadata):
+            elif self._stored_metadata(stored) != dict(item.document.metadata):
                 report.metadata_updated += 1
                 with self._write_lock:
-                    self.engine.set_payload(pid, {self.schema.metadata_key: dict(document.metadata)})
+                    self.engine.set_payload(item.point_id, {self.schema.metadata_key: dict(item.document.metadata)})
             else:
                 report.unchanged += 1
         if to_encode:
@@ -246,37 +251,33 @@ class BaseStore:
     def _stored_metadata(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         return dict(payload.get(self.schema.metadata_key) or {})
 
-    def _prepare(
-        self, documents: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None, report: AddReport
-    ) -> list[PreparedPoint]:
-        texts = [document.text for _, document in documents]
+    def _prepare(self, items: list[_Item], dense_vectors: list[Any] | None, report: AddReport) -> list[PreparedPoint]:
+        texts = [item.document.text for item in items]
 
         def count_truncated(n: int) -> None:
             report.truncated += n
 
         colbert = self.model.encode_documents(texts, batch_size=self.encode_batch_size, on_truncation=count_truncated)
         dense = self._dense_documents(texts, dense_vectors)
-        points = []
-        for index, (doc_id, document) in enumerate(documents):
-            points.append(
-                PreparedPoint(
-                    point_id=point_id(doc_id),
-                    colbert=self._storage_vectors(colbert[index]),
-                    payload=self._payload(doc_id, document),
-                    bm25=self._bm25_document(document.text),
-                    dense=None if dense is None else dense[index],
-                )
+        return [
+            PreparedPoint(
+                point_id=item.point_id,
+                colbert=self._storage_vectors(colbert[index]),
+                payload=self._payload(item),
+                bm25=self._bm25_document(item.document.text),
+                dense=None if dense is None else dense[index],
             )
-        return points
+            for index, item in enumerate(items)
+        ]
 
-    def _payload(self, doc_id: str, document: StoreDocument) -> dict[str, Any]:
+    def _payload(self, item: _Item) -> dict[str, Any]:
         payload = {
-            ID_KEY: doc_id,
-            self.schema.text_key: document.text,
-            self.schema.metadata_key: dict(document.metadata),
-            HASH_KEY: content_hash(document.text),
+            ID_KEY: item.doc_id,
+            self.schema.text_key: item.document.text,
+            self.schema.metadata_key: dict(item.document.metadata),
+            HASH_KEY: item.content_hash,
         }
-        _check_json(payload, doc_id)
+        _check_json(payload, item.doc_id)
         return payload
 
     def _storage_vectors(self, vectors: np.ndarray) -> np.ndarray:
@@ -289,8 +290,7 @@ class BaseStore:
     def _bm25_document(self, text: str) -> SparseTerms | None:
         if self._bm25 is None:
             return None
-        sparse = self._bm25.embed_document(text)
-        return SparseTerms(list(sparse.indices), list(sparse.values))
+        return _sparse_terms(self._bm25.embed_document(text))
 
     def _dense_documents(self, texts: list[str], supplied: list[Any] | None) -> list[list[float]] | None:
         if self.schema.dense_name is None:
@@ -318,8 +318,7 @@ class BaseStore:
     def get(self, ids: Sequence[str | int]) -> list[Hit]:
         """The stored documents with these ids, in the order asked; unknown ids are left out."""
         self._check_open()
-        doc_ids = [_check_id(doc_id) for doc_id in _id_list(ids)]
-        point_ids = [point_id(doc_id) for doc_id in doc_ids]
+        point_ids = [point_id(doc_id) for doc_id in _doc_ids(ids)]
         found = self.engine.payloads(point_ids, None)
         return [self._hit(StoredPoint(pid, found[pid])) for pid in dict.fromkeys(point_ids) if pid in found]
 
@@ -346,8 +345,8 @@ class BaseStore:
         """
         self._check_open()
         check_query(query)
-        _check_positive("k", k)
-        _check_positive("prefetch_k", prefetch_k)
+        check_positive("k", k)
+        check_positive("prefetch_k", prefetch_k)
         plan = QueryPlan(
             colbert=self._query_vectors(query),
             limit=min(k, prefetch_k),
@@ -366,8 +365,8 @@ class BaseStore:
         self._check_open()
         check_query(query)
         if k is not None:
-            _check_positive("k", k)
-        doc_ids = list(dict.fromkeys(_check_id(doc_id) for doc_id in _id_list(ids)))
+            check_positive("k", k)
+        doc_ids = list(dict.fromkeys(_doc_ids(ids)))
         if not doc_ids:
             return []
         point_ids = [point_id(doc_id) for doc_id in doc_ids]
@@ -396,8 +395,7 @@ class BaseStore:
         if first_stage in ("bm25", "hybrid"):
             if self._bm25 is None:
                 raise InvalidInputError(f"{self.where} has no BM25 vector; use first_stage='dense'.")
-            sparse = self._bm25.embed_query(query)
-            stages.append(FirstStage(BM25, SparseTerms(list(sparse.indices), list(sparse.values))))
+            stages.append(FirstStage(BM25, _sparse_terms(self._bm25.embed_query(query))))
         if first_stage in ("dense", "hybrid"):
             stages.append(FirstStage(self._dense_name(), self._dense_query(query, dense_vector)))
         return stages
@@ -505,13 +503,27 @@ def _bm25_model(language: str) -> Any:
         raise InvalidInputError(f"BM25 does not support language {language!r}: {exc}") from exc
 
 
-def _resolve(document: StoreDocument) -> tuple[str, StoreDocument]:
+@dataclass(frozen=True)
+class _Item:
+    """A checked document with what a write needs of it, each derived once."""
+
+    doc_id: str
+    point_id: PointId
+    content_hash: str
+    document: StoreDocument
+
+
+def _resolve(document: StoreDocument) -> _Item:
     if not isinstance(document.text, str):
         raise InvalidTypeError(f"Document text must be a string, got {type(document.text).__name__}.")
     if not isinstance(document.metadata, Mapping):
         raise InvalidTypeError(f"Document metadata must be a mapping, got {type(document.metadata).__name__}.")
     doc_id = content_id(document.text) if document.id is None else _check_id(document.id)
-    return doc_id, document
+    return _Item(doc_id, point_id(doc_id), content_hash(document.text), document)
+
+
+def _sparse_terms(sparse: Any) -> SparseTerms:
+    return SparseTerms(list(sparse.indices), list(sparse.values))
 
 
 def _as_document(item: DocumentLike) -> StoreDocument:
@@ -522,12 +534,7 @@ def _as_document(item: DocumentLike) -> StoreDocument:
     if isinstance(item, Mapping):
         if "text" not in item:
             raise InvalidInputError(f"A document mapping needs a 'text' key; got keys {sorted(item)}.")
-        doc_id = item.get("id")
-        return StoreDocument(
-            text=item["text"],
-            id=None if doc_id is None else _check_id(doc_id),
-            metadata=item.get("metadata") or {},
-        )
+        return StoreDocument(text=item["text"], id=item.get("id"), metadata=item.get("metadata") or {})
     raise InvalidTypeError(f"Documents are StoreDocument, mapping or str; got {type(item).__name__}.")
 
 
@@ -540,10 +547,10 @@ def _check_id(doc_id: object) -> str:
     return text
 
 
-def _id_list(ids: Sequence[str | int]) -> list[str | int]:
+def _doc_ids(ids: Sequence[str | int]) -> list[str]:
     if isinstance(ids, (str, int)):
         raise InvalidTypeError("Expected a list of ids, got a single id: wrap it in a list.")
-    return list(ids)
+    return [_check_id(doc_id) for doc_id in ids]
 
 
 def _optional_column(values: Sequence[Any] | None, length: int, name: str) -> list[Any]:
@@ -557,20 +564,18 @@ def _optional_column(values: Sequence[Any] | None, length: int, name: str) -> li
     return column
 
 
-def _dedupe(
-    prepared: list[tuple[str, StoreDocument]], dense_vectors: list[Any] | None
-) -> list[tuple[str, StoreDocument]]:
+def _dedupe(items: list[_Item], dense_vectors: list[Any] | None) -> list[_Item]:
     """Drop exact repeats of one id in a batch; two different documents under one id are an error."""
-    seen: dict[str, StoreDocument] = {}
-    for doc_id, document in prepared:
-        previous = seen.get(doc_id)
-        if previous is None:
-            seen[doc_id] = document
-        elif previous.text != document.text or dict(previous.metadata) != dict(document.metadata):
-            raise InvalidInputError(f"Id {doc_id!r} appears twice in one batch with different content.")
-    if dense_vectors is not None and len(seen) != len(prepared):
+    seen: dict[str, _Item] = {}
+    for item in items:
+        previous = seen.setdefault(item.doc_id, item)
+        if previous.content_hash != item.content_hash or dict(previous.document.metadata) != dict(
+            item.document.metadata
+        ):
+            raise InvalidInputError(f"Id {item.doc_id!r} appears twice in one batch with different content.")
+    if dense_vectors is not None and len(seen) != len(items):
         raise InvalidInputError("Ids repeat within a batch that supplies dense vectors; pass each document once.")
-    return list(seen.items())
+    return list(seen.values())
 
 
 def _pick(values: list[Any] | None, positions: list[int]) -> list[Any] | None:
@@ -586,7 +591,7 @@ def _check_json(payload: dict[str, Any], doc_id: str) -> None:
         raise InvalidInputError(f"Metadata of document {doc_id!r} is not plain JSON: {exc}") from exc
 
 
-def _check_positive(name: str, value: object) -> None:
+def check_positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
 

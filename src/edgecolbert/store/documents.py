@@ -12,7 +12,7 @@ class StoreDocument:
     """One text to store: ``id`` is the caller's id (a UUIDv5 of the text when absent)."""
 
     text: str
-    id: str | None = None
+    id: str | int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 

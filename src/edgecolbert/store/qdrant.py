@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from edgecolbert.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.store.base import BaseStore, DenseEmbedder, payload_document
+from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, payload_document
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
@@ -153,7 +153,7 @@ class QdrantStore(BaseStore):
         """
         if layout not in (None, "langchain", "llama-index"):
             raise InvalidInputError(f"layout is None (detect it), 'langchain' or 'llama-index'; got {layout!r}.")
-        _check_batch_size(batch_size)
+        check_positive("batch_size", batch_size)
         qdrant = connect(client, url=url, api_key=api_key, path=path)
         with _reaching(url or os.environ.get(URL_ENV_VAR)):
             exists = qdrant.collection_exists(collection)
@@ -180,7 +180,7 @@ class QdrantStore(BaseStore):
     def backfill(self, *, batch_size: int = 32, progress: bool = True) -> int:
         """Encode every point that has no ``colbert`` vector yet; returns how many were encoded."""
         self._check_open()
-        _check_batch_size(batch_size)
+        check_positive("batch_size", batch_size)
         return _backfill(self, batch_size=batch_size, progress=progress)
 
     def __repr__(self) -> str:
@@ -335,11 +335,6 @@ def _ensure_colbert_vector(client: QdrantClient, collection: str, schema: StoreS
     client.update_collection(
         collection, vectors_config={COLBERT: models.VectorParamsDiff(hnsw_config=models.HnswConfigDiff(m=0))}
     )
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
 
 
 def _backfill(store: QdrantStore, *, batch_size: int, progress: bool) -> int:
