@@ -317,8 +317,9 @@ def test_edge_store_reopens_with_identical_results(tmp_path: Path, model: ColBER
     store = _filled("edge", tmp_path, model)
     before = [hit.to_dict() for hit in store.search("rivers in year 20", k=10)]
     store.close()
-    with pytest.raises(InvalidInputError, match="closed"):
-        store.count()
+    for closed_call in (store.count, lambda: store.delete(["doc-1"]), lambda: store.add(["x"])):
+        with pytest.raises(InvalidInputError, match="closed"):
+            closed_call()
     with EdgeStore(tmp_path / "store", model) as reopened:
         assert reopened.count() == 60
         assert [hit.to_dict() for hit in reopened.search("rivers in year 20", k=10)] == before

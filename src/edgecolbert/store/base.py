@@ -213,6 +213,7 @@ class BaseStore:
 
     def delete(self, ids: Sequence[str | int]) -> None:
         """Remove documents by id; ids that are not stored are ignored."""
+        self._check_open()
         point_ids = [point_id(doc_id) for doc_id in _doc_ids(ids)]
         if point_ids:
             with self._write_lock:
