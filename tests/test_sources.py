@@ -75,6 +75,16 @@ def test_beir_join_matches_the_beir_reader(tmp_path: Path) -> None:
     assert [d.text for d in read_documents(tmp_path)] == [d.full_text for d in iter_corpus(tmp_path)]
 
 
+def test_beir_reader_and_sources_name_the_same_bad_line(tmp_path: Path) -> None:
+    from edgecolbert.beir import DatasetError, iter_corpus
+
+    write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "a", "text": "fine"}, '["not an object"]'])
+    with pytest.raises(DatasetError, match=r"corpus\.jsonl line 2 should be a JSON object"):
+        list(iter_corpus(tmp_path))
+    with pytest.raises(SourceError, match=r"corpus\.jsonl line 2 should be a JSON object"):
+        list(read_documents(tmp_path))
+
+
 def test_beir_file_detected_by_id_key(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "docs.jsonl", ["", {"_id": 7, "title": "T", "text": "body"}])
     assert list(read_documents(path)) == [StoreDocument(text="T body", id="7", metadata={"title": "T"})]

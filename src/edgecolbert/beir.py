@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgecolbert.errors import EdgeColbertError
+from edgecolbert.jsonl import jsonl_records
 
 
 class DatasetError(EdgeColbertError):
@@ -63,11 +63,4 @@ def load_qrels(folder: str | Path, split: str = "test") -> dict[str, dict[str, i
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise DatasetError(f"{path} does not exist.")
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path} line {line_no} is not valid JSON: {exc}") from exc
+    return jsonl_records(path, DatasetError)

@@ -11,7 +11,6 @@ Accepted sources:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 from edgecolbert.beir import Document
 from edgecolbert.errors import InvalidInputError
+from edgecolbert.jsonl import jsonl_records
 from edgecolbert.store.documents import StoreDocument
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -34,7 +34,6 @@ ACCEPTED = (
     "a .txt or .md file, or a folder holding .txt / .md files"
 )
 
-_UTF8_BOM = b"\xef\xbb\xbf"
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # A line break inside a paragraph (lists, verse, code) is as good a cut as a full stop.
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d\u00bb)\]]*\s+|[\u3002\uff01\uff1f]+\s*|\s*\n\s*")
@@ -107,35 +106,13 @@ def _require_jsonl_content(path: Path) -> Path:
 
 def _read_jsonl(path: Path) -> Iterator[StoreDocument]:
     """Yield one document per non-blank line; the first line decides BEIR (``_id``) or plain (``id``)."""
-    records = _jsonl_records(path)
+    records = jsonl_records(path, SourceError)
     first = next(records, None)
     if first is None:
         return
     id_key = "_id" if "_id" in first[1] else "id"
     for line_no, record in chain([first], records):
         yield _record_document(record, id_key, f"{path} line {line_no}")
-
-
-def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    # Bytes keep line numbers exact: a decoding error is pinned to its line, not the whole file.
-    with path.open("rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if line_no == 1:
-                raw = raw.removeprefix(_UTF8_BOM)
-            if raw.strip():
-                yield line_no, _parse_line(raw, f"{path} line {line_no}")
-
-
-def _parse_line(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{where} is not valid UTF-8: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{where} is not valid JSON: {exc}") from exc
-    if not isinstance(record, dict):
-        raise SourceError(f"{where} should be a JSON object, got {type(record).__name__}.")
-    return record
 
 
 def _record_document(record: dict[str, Any], id_key: str, where: str) -> StoreDocument:
