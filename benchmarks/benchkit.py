@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import shutil
@@ -44,6 +45,17 @@ def cached_checkpoint(shape: str) -> Path:
     except OSError:  # another run finished first
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def prepare_run(threads: int) -> None:
+    """Threads fixed, and no per-pass log lines or load bars in the middle of timed passes."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    # The truncation warning would repeat on every timed pass; the reports state the count once.
+    logging.getLogger("edgecolbert").setLevel(logging.ERROR)
+    transformers.utils.logging.disable_progress_bar()
 
 
 def cpu_model() -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import statistics
@@ -31,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-from benchkit import SCIFACT, ForeignCpu, cached_checkpoint, cpu_model, require_shared
+from benchkit import SCIFACT, ForeignCpu, cached_checkpoint, cpu_model, prepare_run, require_shared
 
 import edgecolbert
 from edgecolbert import ColBERT
@@ -229,14 +228,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     require_shared()
-    torch.set_num_threads(args.threads)
-    # The truncation warning would repeat on every timed pass; the report states the count once.
-    logging.getLogger("edgecolbert").setLevel(logging.ERROR)
-
-    import transformers
+    prepare_run(args.threads)
     from sentence_transformers import MultiVectorEncoder
-
-    transformers.utils.logging.disable_progress_bar()
 
     path = cached_checkpoint(args.shape)
     docs = load_documents(args.docs)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import re
@@ -53,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-from benchkit import BENCH_ROOT, SCIFACT, ForeignCpu, cached_checkpoint, cpu_model, require_shared
+from benchkit import BENCH_ROOT, SCIFACT, ForeignCpu, cached_checkpoint, cpu_model, prepare_run, require_shared
 
 import edgecolbert
 from edgecolbert import ColBERT, MultiVectors, maxsim
@@ -660,12 +659,7 @@ def numpy_dtype(choice: str, total_vectors: int, dim: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     require_shared()
-    torch.set_num_threads(args.threads)
-    # The truncation warning would repeat on every pass; the report states the count once.
-    logging.getLogger("edgecolbert").setLevel(logging.ERROR)
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
+    prepare_run(args.threads)
 
     path = args.model if args.model is not None else cached_checkpoint("17m")
     model = ColBERT.from_pretrained(path, device="cpu")
