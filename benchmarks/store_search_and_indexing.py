@@ -58,6 +58,7 @@ import edgecolbert
 from edgecolbert import ColBERT, MultiVectors, maxsim
 from edgecolbert.beir import Document, iter_corpus, load_qrels, load_queries
 from edgecolbert.store import EdgeStore, StoreDocument
+from edgecolbert.store.base import _resolve
 from edgecolbert.store.engine import PreparedPoint
 from edgecolbert.store.schema import BM25, COLBERT, model_identity
 
@@ -325,14 +326,14 @@ def bulk_load(folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, 
         for index in range(first, min(first + batch, len(corpus))):
             tick = time.perf_counter()
             text = next(texts)
-            doc_id = str(index)
-            payload = store._payload(doc_id, StoreDocument(text=text, id=doc_id))
+            item = _resolve(StoreDocument(text=text, id=index))
+            payload = store._payload(item)
             bm25 = store._bm25_document(text)
             tock = time.perf_counter()
             vectors = store._storage_vectors(corpus.doc_vectors(index))
             seconds["vectors"] += time.perf_counter() - tock
             seconds["texts_bm25_payload"] += tock - tick
-            points.append(PreparedPoint(point_id=index, colbert=vectors, payload=payload, bm25=bm25))
+            points.append(PreparedPoint(point_id=item.point_id, colbert=vectors, payload=payload, bm25=bm25))
         tick = time.perf_counter()
         store.engine.upsert(points)
         seconds["upsert"] += time.perf_counter() - tick
