@@ -287,3 +287,14 @@ def test_store_backed_async(store: EdgeStore, spy: EncodeSpy) -> None:
         :4
     ]
     assert spy.encoded == []
+
+
+def test_serialises_and_reloads_from_its_checkpoint_folder(model: ColBERT) -> None:
+    rerank = EdgeColbertRerank(top_n=4, model=model, metadata_mode=MetadataMode.NONE)
+    data = rerank.to_dict()
+    assert data["model"] == model.name and data["top_n"] == 4 and data["class_name"] == "EdgeColbertRerank"
+    reloaded = EdgeColbertRerank.from_dict(data)
+    nodes = _nodes(10)
+    assert [(n.node.node_id, n.score) for n in reloaded.postprocess_nodes(nodes, query_str=QUERY)] == [
+        (n.node.node_id, n.score) for n in rerank.postprocess_nodes(nodes, query_str=QUERY)
+    ]

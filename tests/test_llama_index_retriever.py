@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,8 +217,23 @@ class HashEmbedding(BaseEmbedding):
         return self._vector(query)
 
 
-@pytest.fixture
-def llama_collection() -> Iterator[tuple[Any, list[TextNode], HashEmbedding]]:
+def _hashed_sparse(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+    """An offline stand-in for the sparse model LlamaIndex's hybrid mode would download: hashed word counts."""
+    indices, values = [], []
+    for text in texts:
+        counts: dict[int, float] = {}
+        for word in text.lower().split():
+            slot = int(hashlib.md5(word.encode()).hexdigest(), 16) % 1000
+            counts[slot] = counts.get(slot, 0.0) + 1.0
+        indices.append(list(counts))
+        values.append(list(counts.values()))
+    return indices, values
+
+
+# What the installed llama-index-vector-stores-qdrant writes: an unnamed dense vector by default, a
+# dense vector named "text-dense" beside a sparse one in hybrid mode; node text only in "_node_content".
+@pytest.fixture(params=["dense", "hybrid"])
+def llama_collection(request: pytest.FixtureRequest) -> Iterator[tuple[Any, list[TextNode], HashEmbedding]]:
     qdrant_client = pytest.importorskip("qdrant_client")
     qdrant_store = pytest.importorskip(
         "llama_index.vector_stores.qdrant", reason="llama-index-vector-stores-qdrant is not installed"
@@ -229,11 +246,20 @@ def llama_collection() -> Iterator[tuple[Any, list[TextNode], HashEmbedding]]:
         TextNode(text=text, metadata={"topic": m["topic"], "year": m["year"]}) for text, m in zip(texts, metadatas)
     ]
     embedding = HashEmbedding(model_name="hash", embed_batch_size=8)
-    vector_store = qdrant_store.QdrantVectorStore(client=client, collection_name="llama_nodes")
-    with pytest.warns(UserWarning, match="[Pp]ayload index"):  # local mode has no payload indexes
+    hybrid = request.param == "hybrid"
+    sparse = {"enable_hybrid": True, "sparse_doc_fn": _hashed_sparse, "sparse_query_fn": _hashed_sparse}
+    vector_store = qdrant_store.QdrantVectorStore(
+        client=client, collection_name="llama_nodes", **(sparse if hybrid else {})
+    )
+    with warnings.catch_warnings():
+        # qdrant-client's local mode says once per process that it has no payload indexes.
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
         VectorStoreIndex(
             nodes, storage_context=StorageContext.from_defaults(vector_store=vector_store), embed_model=embedding
         )
+    vectors = client.get_collection("llama_nodes").config.params.vectors
+    assert isinstance(vectors, dict) == hybrid and (not hybrid or "text-dense" in vectors)
+    assert "text" not in (client.scroll("llama_nodes", limit=1, with_payload=True)[0][0].payload or {})
     yield client, nodes, embedding
     client.close()
 
