@@ -17,8 +17,8 @@ FIRST_STAGE_SCORE_KEY = "first_stage_score"
 
 # Keys a first stage commonly leaves its score under; the first one found is kept.
 _FIRST_STAGE_KEYS = (SCORE_KEY, "score")
-# Where a document's store id may be, in order of preference.
-_ID_KEYS = ("id", "doc_id")
+# Where a document's store id may be, in order of preference; langchain-qdrant puts the point id in "_id".
+_ID_KEYS = ("id", "doc_id", "_id")
 
 
 def check_documents(documents: Sequence[Document]) -> list[Document]:
@@ -35,7 +35,8 @@ def check_documents(documents: Sequence[Document]) -> list[Document]:
 
 
 def store_id(document: Document) -> str | None:
-    """The id under which the document may be stored: ``Document.id``, else ``metadata['id']`` / ``['doc_id']``."""
+    """The id under which the document may be stored: ``Document.id``, else ``metadata['id']``, ``['doc_id']``
+    or ``['_id']`` (where langchain-qdrant puts the point id)."""
     for value in (document.id, *(document.metadata.get(key) for key in _ID_KEYS)):
         if isinstance(value, bool):
             continue

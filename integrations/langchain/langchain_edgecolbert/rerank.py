@@ -44,9 +44,9 @@ class EdgeColbertRerank(BaseDocumentCompressor):
     carried from the first stage is kept in ``metadata["first_stage_score"]``.
 
     With ``store`` (an ``EdgeStore`` or ``QdrantStore``), a document whose id (``Document.id``, else
-    ``metadata["id"]`` or ``metadata["doc_id"]``) is stored with the same text is scored from its
-    stored vectors instead of being encoded again; the others are encoded. Both kinds end in one
-    ranking, which is why the store and the reranker must use the same model.
+    ``metadata["id"]``, ``["doc_id"]`` or langchain-qdrant's ``["_id"]``) is stored with the same
+    text is scored from its stored vectors instead of being encoded again; the others are encoded.
+    Both kinds end in one ranking, which is why the store and the reranker must use the same model.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
