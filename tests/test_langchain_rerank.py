@@ -192,12 +192,12 @@ def test_store_with_another_model_is_refused(tmp_path: Path, model: ColBERT, oth
 # ---- documents held by a store ----------------------------------------------------------------
 
 
-@pytest.fixture(params=["edge", "qdrant"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, model: ColBERT) -> Any:
+@pytest.fixture(scope="module", params=["edge", "qdrant"])
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model: ColBERT) -> Any:
     if request.param == "qdrant":
         pytest.importorskip("qdrant_client")
     texts, ids, metadatas = corpus(30)
-    with open_store(request.param, tmp_path, model) as opened:
+    with open_store(request.param, tmp_path_factory.mktemp("store"), model) as opened:
         opened.add(texts, ids, metadatas)
         yield opened
 
