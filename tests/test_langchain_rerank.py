@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edgecolbert import ColBERT, EmptyQueryError, InvalidDocumentError, Reranker
+from edgecolbert import ColBERT, EmptyQueryError, InvalidDocumentError, InvalidInputError, Reranker
 from edgecolbert.store import ModelMismatchError
 from store_fixtures import CountingModel, corpus, open_store
 
@@ -56,12 +56,27 @@ def test_order_and_scores_are_the_rerankers(model: ColBERT, documents: list[Docu
     assert [doc.id for doc in ranked] == [documents[result.index].id for result in expected]
 
 
-def test_model_name_or_path_loads_the_checkpoint(model: ColBERT, documents: list[Document]) -> None:
-    compressor = EdgeColbertRerank(model_name_or_path=model.name, model_kwargs={"device": "cpu"}, top_n=None)
+@pytest.mark.parametrize("as_path", [False, True])
+def test_model_name_or_path_loads_the_checkpoint(model: ColBERT, documents: list[Document], as_path: bool) -> None:
+    where = Path(model.name) if as_path else model.name
+    compressor = EdgeColbertRerank(model_name_or_path=where, model_kwargs={"device": "cpu"}, top_n=None)
     ranked = compressor.compress_documents(documents, QUERY)
     assert compressor.reranker is not None and compressor.reranker.model.dim == model.dim
     expected = Reranker(model).rerank(QUERY, _texts(documents))
     assert [doc.page_content for doc in ranked] == [result.document for result in expected]
+
+
+def test_without_a_model_it_loads_edgecolberts_default(
+    model: ColBERT, documents: list[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGECOLBERT_MODEL", model.name)  # what edgecolbert's default resolves to
+    compressor = EdgeColbertRerank(model_kwargs={"device": "cpu"})
+    assert compressor.reranker is not None
+    assert compressor.reranker.model.fingerprint == model.fingerprint
+    ranked = compressor.compress_documents(documents, QUERY)
+    assert [doc.page_content for doc in ranked] == [
+        r.document for r in Reranker(model).rerank(QUERY, _texts(documents), 3)
+    ]
 
 
 @pytest.mark.parametrize(("top_n", "expected"), [(3, 3), (1, 1), (None, 12), (50, 12)])
@@ -77,7 +92,7 @@ def test_default_top_n_is_three_and_per_call_override(model: ColBERT, documents:
     assert len(compressor.compress_documents(documents, QUERY)) == 3
     assert len(compressor.rerank(documents, QUERY, top_n=5)) == 5
     assert len(compressor.rerank(documents, QUERY, top_n=None)) == len(documents)
-    with pytest.raises(ValueError, match="top_n must be a positive integer"):
+    with pytest.raises(InvalidInputError, match="top_n must be a positive integer"):
         compressor.rerank(documents, QUERY, top_n=0)
 
 

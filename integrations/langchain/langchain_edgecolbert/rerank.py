@@ -7,9 +7,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
-from edgecolbert import Reranker, RerankResults
+from edgecolbert import InvalidInputError, Reranker, RerankResults
 from edgecolbert.rerank import check_query
 from edgecolbert.store import BaseStore, Hit
 from edgecolbert.store.schema import check_model, point_id
@@ -51,7 +52,7 @@ class EdgeColbertRerank(BaseDocumentCompressor):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    model_name_or_path: str | None = None
+    model_name_or_path: str | Path | None = None
     """Hub id or local folder of the checkpoint; edgecolbert's default model when unset."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keywords for ``ColBERT.from_pretrained`` (``device``, ``document_length``, ...)."""
@@ -129,7 +130,7 @@ class EdgeColbertRerank(BaseDocumentCompressor):
         if top_n is CONFIGURED:
             return self.top_n
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-            raise ValueError(f"top_n must be a positive integer (or None for all documents), got {top_n!r}.")
+            raise InvalidInputError(f"top_n must be a positive integer (or None for all documents), got {top_n!r}.")
         return top_n
 
     @staticmethod
