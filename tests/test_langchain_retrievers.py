@@ -208,6 +208,18 @@ def test_rerank_retriever_over_an_in_memory_vector_store(model: ColBERT) -> None
     assert [doc.page_content for doc in found] == [result.document for result in expected]
 
 
+def test_rerank_retriever_takes_a_compressor_that_loaded_its_model(
+    model: ColBERT, keyword_retriever: KeywordRetriever
+) -> None:
+    compressor = EdgeColbertRerank(model_name_or_path=model.name, model_kwargs={"device": "cpu"}, top_n=3)
+    loaded = compressor.reranker
+    retriever = RerankRetriever(base_retriever=keyword_retriever, reranker=compressor)
+    assert retriever.reranker.reranker is loaded  # taken as it is, not loaded again
+    candidates = keyword_retriever.invoke(QUERY)
+    expected = Reranker(model).rerank(QUERY, [doc.page_content for doc in candidates], top_k=3)
+    assert [doc.page_content for doc in retriever.invoke(QUERY)] == [result.document for result in expected]
+
+
 def test_rerank_retriever_k(model: ColBERT, keyword_retriever: KeywordRetriever) -> None:
     reranker = EdgeColbertRerank(reranker=Reranker(model), top_n=2)
     assert len(RerankRetriever(base_retriever=keyword_retriever, reranker=reranker).invoke(QUERY)) == 2

@@ -16,7 +16,7 @@ from edgecolbert.store import BaseStore, Hit
 from edgecolbert.store.schema import check_model, point_id
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 from langchain_edgecolbert.documents import check_documents, scored_copy, store_id
@@ -63,8 +63,14 @@ class EdgeColbertRerank(BaseDocumentCompressor):
     top_n: TopN | None = 3
     """How many documents to return; ``None`` returns them all, reordered."""
 
+    _ready: bool = PrivateAttr(default=False)
+
     @model_validator(mode="after")
     def _load_reranker(self) -> Self:
+        if self._ready:
+            # pydantic runs after-validators again when this object becomes a field of another model
+            # (a RerankRetriever): the model is loaded and checked already.
+            return self
         if self.reranker is not None and (self.model_name_or_path is not None or self.model_kwargs):
             raise ValueError("Give either reranker= or model_name_or_path= (with model_kwargs=), not both.")
         if self.reranker is None:
@@ -75,6 +81,7 @@ class EdgeColbertRerank(BaseDocumentCompressor):
                 self.reranker = Reranker.from_pretrained(self.model_name_or_path, **self.model_kwargs)
         if self.store is not None:
             check_model(self.store.schema, self.reranker.model, self.store.where)
+        self._ready = True
         return self
 
     # ---- LangChain's interface ---------------------------------------------------------------
