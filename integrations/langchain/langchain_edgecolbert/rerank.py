@@ -108,7 +108,7 @@ class EdgeColbertRerank(BaseDocumentCompressor):
         plan = _Plan(documents)
         if self.store is not None and plan.candidate_ids:
             plan.keep_stored(self.store.get(plan.candidate_ids))
-        stored = self.store.rerank(query, plan.stored_ids) if plan.stored_ids else []
+        stored = self.store.rerank(query, plan.stored_ids) if self.store is not None and plan.stored_ids else []
         encoded = self._reranker.rerank(query, plan.encoded_texts, top_k=limit) if plan.encoded_texts else None
         return plan.ranking(stored, encoded, limit)
 
@@ -123,7 +123,7 @@ class EdgeColbertRerank(BaseDocumentCompressor):
         if self.store is not None and plan.candidate_ids:
             plan.keep_stored(await self.store.aget(plan.candidate_ids))
         stored, encoded = await asyncio.gather(
-            self.store.arerank(query, plan.stored_ids) if plan.stored_ids else _nothing([]),
+            self.store.arerank(query, plan.stored_ids) if self.store is not None and plan.stored_ids else _nothing([]),
             self._reranker.arerank(query, plan.encoded_texts, top_k=limit) if plan.encoded_texts else _nothing(None),
         )
         return plan.ranking(stored, encoded, limit)
