@@ -1,0 +1,21 @@
+"""LangChain 1.x integration of edgecolbert: a late-interaction (ColBERT) reranker and retrievers.
+
+- :class:`EdgeColbertRerank`: a document compressor that reorders documents by MaxSim.
+- :class:`EdgeColbertRetriever`: search an edgecolbert store (first stage + MaxSim in one query).
+- :class:`RerankRetriever`: any retriever as the first stage, reordered by an ``EdgeColbertRerank``.
+"""
+
+from langchain_edgecolbert.documents import FIRST_STAGE_SCORE_KEY, SCORE_KEY
+from langchain_edgecolbert.rerank import EdgeColbertRerank
+from langchain_edgecolbert.retrievers import EdgeColbertRetriever, RerankRetriever, SearchOptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FIRST_STAGE_SCORE_KEY",
+    "SCORE_KEY",
+    "EdgeColbertRerank",
+    "EdgeColbertRetriever",
+    "RerankRetriever",
+    "SearchOptions",
+]
