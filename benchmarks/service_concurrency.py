@@ -1,8 +1,8 @@
 """The rerank service under concurrent load: latency, throughput, /health, against the library called directly.
 
-Starts ``edgecolbert serve``'s application on loopback (uvicorn on a thread of this process) and fires
-``--requests`` rerank requests at once from an httpx AsyncClient (``--concurrency`` bounds how many are
-in flight). Each request reranks ``--documents`` SciFact abstracts (title and text) drawn at random from
+Starts ``edgecolbert serve`` on loopback in a child process (so the client's own work does not share
+the server's interpreter) and fires ``--requests`` rerank requests at once from an httpx AsyncClient
+(``--concurrency`` bounds how many are in flight). Each request reranks ``--documents`` SciFact abstracts (title and text) drawn at random from
 the first ``--pool`` of the corpus for a SciFact test query; without ../shared it falls back to
 generated text and the tiny test model. The model is a random-weight checkpoint of the exact
 mxbai-edge-colbert-v0-17m shape (speed does not depend on weights).
@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import random
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,6 @@ import httpx
 from benchkit import SCIFACT, SHARED, ForeignCpu, cached_checkpoint, cpu_model, prepare_run
 
 from edgecolbert import ColBERT, Reranker
-from edgecolbert.server import ServiceLimits, create_app, serve_in_background
 
 
 def load_inputs(pool: int) -> tuple[list[str], list[str], str]:
@@ -55,13 +58,50 @@ def load_inputs(pool: int) -> tuple[list[str], list[str], str]:
     return texts, queries, "generated text (../shared is absent)"
 
 
-def load_model() -> tuple[ColBERT, str]:
+def model_folder() -> tuple[Path, str]:
     if (SHARED / "models" / "modernbert-tokenizer").is_dir():
-        return ColBERT.from_pretrained(cached_checkpoint("17m"), device="cpu"), "mxbai-edge-colbert-v0-17m shape"
+        return cached_checkpoint("17m"), "mxbai-edge-colbert-v0-17m shape"
     from checkpoints import build_stanford_checkpoint
 
     folder = build_stanford_checkpoint(Path(tempfile.mkdtemp()) / "tiny", seed=0)
-    return ColBERT.from_pretrained(folder, device="cpu"), "tiny 24-dim test model (../shared is absent)"
+    return folder, "tiny 24-dim test model (../shared is absent)"
+
+
+@contextmanager
+def running_service(model: Path, args: argparse.Namespace, max_pending: int) -> Iterator[str]:
+    """``edgecolbert serve`` in a child process on a free loopback port, until the block ends."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "edgecolbert.cli", "serve", "--model", str(model), "--device", "cpu"]
+    command += ["--port", str(port), "--workers", str(args.workers), "--max-pending", str(max_pending)]
+    command += ["--log-level", "warning"]
+    environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen(command, env=environment)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, server)
+        yield url
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_until_up(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"error: the service exited with status {server.returncode}; its log is above.")
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    sys.exit("error: the service did not answer /health within 5 minutes.")
 
 
 def make_requests(texts: list[str], queries: list[str], n: int, documents: int) -> list[dict[str, Any]]:
@@ -130,23 +170,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     prepare_run(args.threads)
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     texts, queries, source = load_inputs(args.pool)
-    model, model_label = load_model()
+    folder, model_label = model_folder()
     bodies = make_requests(texts, queries, args.requests, args.documents)
     concurrency = args.concurrency or args.requests
-    limits = ServiceLimits(workers=args.workers, max_pending=max(concurrency, 1))
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, torch threads {args.threads}, service workers {args.workers}")
     print(f"model: {model_label}; candidates: {source}")
     print(f"{args.requests} requests x {args.documents} candidates, {concurrency} in flight\n")
 
     rows = []
-    with serve_in_background(create_app(reranker=Reranker(model), limits=limits)) as url:
+    with running_service(folder, args, max_pending=concurrency) as url:
         for name in ("cold", "warm"):
             with ForeignCpu() as foreign:
                 latencies, wall, health = asyncio.run(fire(url, bodies, concurrency))
             rows.append((name, latencies, wall, health, foreign.share))
-    baseline = Reranker(model)
+    baseline = Reranker(ColBERT.from_pretrained(folder, device="cpu"))
     direct = {name: direct_pass(baseline, bodies) for name in ("cold", "warm")}
 
     print(
@@ -159,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:<5} {percentile(latencies, 0.5) * 1e3:>9.1f} {percentile(latencies, 0.99) * 1e3:>9.1f} "
             f"{throughput:>8.1f} {direct_throughput:>13.1f} {throughput / direct_throughput:>6.2f} "
             f"{max(health) * 1e3:>14.1f}   (other processes: "
-            f"{'n/a' if foreign_share is None else f'{foreign_share:.0%}'} of the CPUs)"
+            f"{'n/a' if foreign_share is None else f'{foreign_share:.0%}'} of the CPUs, this client included)"
         )
     print(
         "\nratio: the service's requests/s over the library's own, same requests; latency is client-side "

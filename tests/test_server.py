@@ -15,7 +15,7 @@ import pytest
 from checkpoints import build_stanford_checkpoint
 from edgecolbert import ColBERT, Reranker
 from edgecolbert.cli import main
-from edgecolbert.server import ServiceLimits, create_app, serve_in_background
+from edgecolbert.server import ServiceLimits, ServiceSettings, create_app, serve_in_background
 from edgecolbert.store import EdgeStore
 from store_fixtures import corpus
 
@@ -365,3 +365,25 @@ def test_serve_wires_its_options(
     assert service.limits == ServiceLimits()
     assert "from-the-environment" not in capsys.readouterr().err
     service.store.close()
+
+
+def test_settings_never_show_the_keys() -> None:
+    settings = ServiceSettings(api_key=KEY, qdrant_api_key="qdrant-secret", qdrant_url="http://localhost:6333")
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert KEY not in shown and "qdrant-secret" not in shown
+
+
+def test_a_per_call_warning_is_logged_once_per_interval() -> None:
+    import logging
+
+    from edgecolbert.server import RepeatFilter
+
+    repeat_filter = RepeatFilter(interval=3600)
+
+    def record(message: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("edgecolbert.encoder", logging.WARNING, __file__, 1, message, args, None)
+
+    truncated = "%d of %d documents exceed %d tokens and were truncated"
+    assert repeat_filter.filter(record(truncated, 1, 2, 300))
+    assert not repeat_filter.filter(record(truncated, 5, 9, 300)), "same warning, other counts: dropped"
+    assert repeat_filter.filter(record("another warning")), "a different warning still passes"

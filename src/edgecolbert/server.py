@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgecolbert.errors import EdgeColbertError, InvalidInputError, InvalidTypeError
+from edgecolbert.index import DEFAULT_COLLECTION, open_store
 from edgecolbert.rerank import Reranker, RerankResults
 from edgecolbert.server_schemas import (
     AddDocumentsRequest,
@@ -50,6 +51,7 @@ from edgecolbert.server_schemas import (
 )
 from edgecolbert.store.base import BaseStore
 from edgecolbert.store.documents import StoreDocument
+from edgecolbert.store.qdrant import URL_ENV_VAR
 from edgecolbert.store.schema import DocumentNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,6 @@ logger = logging.getLogger(__name__)
 API_KEY_ENV_VAR = "EDGECOLBERT_API_KEY"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_COLLECTION = "edgecolbert"
 
 T = TypeVar("T")
 
@@ -105,8 +106,6 @@ class ServiceSettings(BaseModel):
         With a store, the reranker shares the store's model, so both endpoints score with the model the
         stored vectors came from.
         """
-        from edgecolbert.index import open_store
-        from edgecolbert.store.qdrant import URL_ENV_VAR
 
         if self.store is None and not (self.qdrant_url or os.environ.get(URL_ENV_VAR)):
             return Reranker.from_pretrained(self.model, device=self.device, batch_size=self.batch_size), None
@@ -515,10 +514,37 @@ def _delete(store: BaseStore, ids: list[str | int]) -> DeleteDocumentsResponse:
 # ---- running -----------------------------------------------------------------------------------------
 
 
+# Loggers whose warnings describe one call (truncated texts): a service would repeat them on every request.
+_PER_CALL_LOGGERS = ("edgecolbert.encoder", "edgecolbert.store.base")
+
+
+class RepeatFilter(logging.Filter):
+    """Let a given warning through at most once per ``interval`` seconds."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[tuple[str, object], float] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)  # the unformatted template: counts differ, the warning is the same
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval:
+                return False
+            self._last[key] = now
+        return True
+
+
 def serve(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info") -> None:
     """Run the service in this process until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
 
+    repeat_filter = RepeatFilter()
+    for name in _PER_CALL_LOGGERS:
+        logging.getLogger(name).addFilter(repeat_filter)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
 
 
