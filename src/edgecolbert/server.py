@@ -106,7 +106,6 @@ class ServiceSettings(BaseModel):
         With a store, the reranker shares the store's model, so both endpoints score with the model the
         stored vectors came from.
         """
-
         if self.store is None and not (self.qdrant_url or os.environ.get(URL_ENV_VAR)):
             return Reranker.from_pretrained(self.model, device=self.device, batch_size=self.batch_size), None
         store = open_store(
