@@ -74,6 +74,26 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print a JSON list of hits")
     _add_model_options(search, default_help="the model the store was built with")
     search.set_defaults(run=_run_search)
+
+    serve = commands.add_parser("serve", help="run the HTTP rerank and search service")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve_store = serve.add_mutually_exclusive_group()
+    serve_store.add_argument("--store", type=Path, default=None, help="embedded store folder for /v1/search")
+    serve_store.add_argument("--qdrant-url", default=None, help="Qdrant server for /v1/search (or $QDRANT_URL)")
+    serve.add_argument("--collection", default=None, help=f"Qdrant collection (default: {DEFAULT_COLLECTION})")
+    serve.add_argument("--qdrant-api-key", default=None, help=f"Qdrant API key (or ${API_KEY_ENV_VAR})")
+    serve.add_argument("--api-key", default=None, help="bearer key clients must send (or $EDGECOLBERT_API_KEY)")
+    serve.add_argument("--workers", type=int, default=1, help="model calls running at once")
+    serve.add_argument("--max-pending", type=int, default=512, help="calls running or queued before 503")
+    serve.add_argument("--max-documents", type=int, default=1000, help="documents per request")
+    serve.add_argument("--max-document-chars", type=int, default=50_000, help="characters per document")
+    serve.add_argument("--max-query-chars", type=int, default=4_000, help="characters per query")
+    serve.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="bytes per request body")
+    serve.add_argument("--max-k", type=int, default=1000, help="largest k / prefetch_k of a search")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    _add_model_options(serve)
+    serve.set_defaults(run=_run_serve)
     return parser
 
 
@@ -184,6 +204,51 @@ def _run_search(args: argparse.Namespace) -> int:
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.text.split())[:80]
         print(f"{rank:>3}  {hit.score:8.3f}  {hit.id}  {snippet}")
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from pydantic import ValidationError
+
+    from edgecolbert.errors import InvalidInputError
+    from edgecolbert.server import API_KEY_ENV_VAR as SERVICE_KEY_ENV_VAR
+    from edgecolbert.server import ServiceLimits, ServiceSettings, create_app, serve
+
+    if args.collection is not None and args.qdrant_url is None and not os.environ.get(URL_ENV_VAR):
+        raise InvalidInputError("--collection names a Qdrant collection: add --qdrant-url URL (or set $QDRANT_URL).")
+    api_key = args.api_key or os.environ.get(SERVICE_KEY_ENV_VAR) or None
+    try:
+        settings = ServiceSettings(
+            model=args.model,
+            store=args.store,
+            qdrant_url=args.qdrant_url,
+            collection=args.collection or DEFAULT_COLLECTION,
+            qdrant_api_key=args.qdrant_api_key or os.environ.get(API_KEY_ENV_VAR) or None,
+            api_key=api_key,
+            device=args.device,
+            batch_size=args.batch_size,
+            limits=ServiceLimits(
+                max_documents=args.max_documents,
+                max_document_chars=args.max_document_chars,
+                max_query_chars=args.max_query_chars,
+                max_body_bytes=args.max_body_bytes,
+                max_k=args.max_k,
+                workers=args.workers,
+                max_pending=args.max_pending,
+            ),
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{str(error['loc'][-1]).replace('_', '-') if error['loc'] else 'options'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InvalidInputError(f"bad serve options: {problems}") from exc
+    if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host} without an API key: anyone who reaches it can use it", file=sys.stderr)
+    app = create_app(settings)
+    serve(app, args.host, args.port, log_level=args.log_level)
     return 0
 
 

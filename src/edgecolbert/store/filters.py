@@ -82,7 +82,13 @@ def _match_values(key: str, values: Sequence[Any]) -> list[str | int | bool]:
     return matched
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _match_value(key: str, value: Any) -> str | int | bool:
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+        # Qdrant stores integers as 64-bit: a larger one could never match, and the engines reject it.
+        raise InvalidInputError(f"Filter on '{key}': {value} is outside the 64-bit integer range Qdrant stores.")
     if isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
@@ -93,9 +99,13 @@ def _match_value(key: str, value: Any) -> str | int | bool:
 def _number(key: str, name: str, bound: Any) -> float:
     if isinstance(bound, bool) or not isinstance(bound, (int, float)):
         raise InvalidInputError(f"Filter on '{key}': range bound '{name}' must be a number; got {bound!r}.")
-    if math.isnan(bound):
+    try:
+        number = float(bound)
+    except OverflowError as exc:
+        raise InvalidInputError(f"Filter on '{key}': range bound '{name}' is too large for a float.") from exc
+    if math.isnan(number):
         raise InvalidInputError(f"Filter on '{key}': range bound '{name}' is NaN.")
-    return float(bound)
+    return number
 
 
 def payload_key(prefix: str, key: str) -> str:
