@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 FirstStageMethod = Literal["bm25"]
 FIRST_STAGES: tuple[str, ...] = ("bm25",)
+ENCODER_LOGGER = "edgecolbert.encoder"
 
 
 def evaluate(
@@ -40,6 +42,7 @@ def evaluate(
     progress: bool = False,
     device: str | None = None,
     encode_batch_size: int = 16,
+    write_batch_size: int = 256,
 ) -> EvalReport:
     """Judge MaxSim reranking on a BEIR-layout collection.
 
@@ -48,10 +51,12 @@ def evaluate(
     corpus.jsonl, so a second run encodes nothing and an interrupted one resumes where it stopped.
     For each judged query the store's first stage (its BM25) ranks the corpus; the top ``top_k`` of
     that ranking are then ordered by MaxSim over their stored vectors. Both rankings are scored
-    with pytrec_eval.
+    with pytrec_eval. ``write_batch_size`` documents are encoded and written at a time; each written
+    batch survives an interruption.
     """
     started = time.perf_counter()
     check_positive("top_k", top_k)
+    check_positive("write_batch_size", write_batch_size)
     if first_stage not in FIRST_STAGES:
         raise InvalidInputError(f"first_stage is one of {', '.join(FIRST_STAGES)}; got {first_stage!r}.")
     collection = load_collection(dataset, split, max_queries)
@@ -62,7 +67,7 @@ def evaluate(
     logger.info("Corpus vectors of %s are cached in %s", dataset, folder)
     with EdgeStore(folder, encoder, encode_batch_size=encode_batch_size) as store:
         index_started = time.perf_counter()
-        encoded = _index_corpus(store, collection, progress)
+        encoded = _index_corpus(store, collection, write_batch_size, progress)
         index_seconds = time.perf_counter() - index_started
         query_started = time.perf_counter()
         first, reranked = _rank(store, collection.queries, first_stage, top_k, progress)
@@ -92,9 +97,11 @@ def evaluate(
     )
 
 
-def _index_corpus(store: EdgeStore, collection: JudgedCollection, progress: bool) -> int:
+def _index_corpus(store: EdgeStore, collection: JudgedCollection, batch_size: int, progress: bool) -> int:
     """Add the corpus; documents already stored are skipped, so this resumes an interrupted run."""
-    report = store.add_documents(_documents(collection.folder), progress=progress, total=collection.corpus_size)
+    report = store.add_documents(
+        _documents(collection.folder), batch_size=batch_size, progress=progress, total=collection.corpus_size
+    )
     encoded = report.added + report.reencoded
     if encoded:
         store.optimize()
@@ -112,11 +119,48 @@ def _rank(
     """Each query's first-stage top k, and exactly those documents reordered by MaxSim."""
     first: dict[str, list[str]] = {}
     reranked: dict[str, list[str]] = {}
-    for query_id, text in tqdm(queries.items(), desc="ranking", unit="query", disable=not progress, dynamic_ncols=True):
-        candidates = [hit.id for hit in store.search_first_stage(text, k=top_k, first_stage=first_stage)]
-        first[query_id] = candidates
-        reranked[query_id] = [hit.id for hit in store.rerank(text, candidates)] if candidates else []
+    bar = tqdm(queries.items(), desc="ranking", unit="query", disable=not progress, dynamic_ncols=True)
+    with _one_query_truncation_warning(len(queries), store.model.query_length):
+        for query_id, text in bar:
+            candidates = [hit.id for hit in store.search_first_stage(text, k=top_k, first_stage=first_stage)]
+            first[query_id] = candidates
+            reranked[query_id] = [hit.id for hit in store.rerank(text, candidates)] if candidates else []
     return first, reranked
+
+
+class _QueryTruncationCounter(logging.Filter):
+    """Swallows the encoder's per-query truncation warning and counts it instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.truncated = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.levelno == logging.WARNING and args and args[-1] == "query":
+            self.truncated += int(args[0])
+            return False
+        return True
+
+
+@contextmanager
+def _one_query_truncation_warning(n_queries: int, query_length: int) -> Iterator[None]:
+    """Each query is encoded on its own; hundreds of identical warnings would bury the results."""
+    counter = _QueryTruncationCounter()
+    encoder_logger = logging.getLogger(ENCODER_LOGGER)
+    encoder_logger.addFilter(counter)
+    try:
+        yield
+    finally:
+        encoder_logger.removeFilter(counter)
+    if counter.truncated:
+        logger.warning(
+            "%d of %d queries exceed %d tokens and were truncated; load the model with a larger query_length to "
+            "keep them whole.",
+            counter.truncated,
+            n_queries,
+            query_length,
+        )
 
 
 def _query_results(
