@@ -56,7 +56,11 @@ def load_qrels(folder: str | Path, split: str = "test") -> dict[str, dict[str, i
                 continue
             if len(row) < 3:
                 raise DatasetError(f"{path} row {row_no} should be query-id, corpus-id, score.")
-            qrels.setdefault(row[0], {})[row[1]] = int(row[-1])
+            try:
+                grade = int(row[-1])
+            except ValueError:
+                raise DatasetError(f"{path} row {row_no}: the score {row[-1]!r} is not an integer.") from None
+            qrels.setdefault(row[0], {})[row[1]] = grade
     return qrels
 
 

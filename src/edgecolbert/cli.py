@@ -94,6 +94,29 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     _add_model_options(serve)
     serve.set_defaults(run=_run_serve)
+
+    evaluation = commands.add_parser(
+        "eval", help="judge the rerank on a BEIR-layout collection: first stage vs. MaxSim, NDCG@10, Recall@100, MRR@10"
+    )
+    evaluation.add_argument(
+        "--dataset", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/"
+    )
+    evaluation.add_argument("--split", default="test", help="judgments to use: qrels/<split>.tsv")
+    evaluation.add_argument("--first-stage", choices=["bm25"], default="bm25", help="the store's BM25")
+    evaluation.add_argument("--top-k", type=int, default=100, help="first-stage candidates to rerank")
+    evaluation.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+    evaluation.add_argument(
+        "--json", type=Path, default=None, help="write the summary here and per-query rows to <stem>.per_query.jsonl"
+    )
+    evaluation.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where corpus vectors are kept (default: $EDGECOLBERT_EVAL_CACHE or ~/.cache/edgecolbert/eval)",
+    )
+    evaluation.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_model_options(evaluation, default_help=f"${MODEL_ENV_VAR}, else {default_model_name()}")
+    evaluation.set_defaults(run=_run_eval)
     return parser
 
 
@@ -249,6 +272,27 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host} without an API key: anyone who reaches it can use it", file=sys.stderr)
     app = create_app(settings)
     serve(app, args.host, args.port, log_level=args.log_level)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from edgecolbert.evaluation import evaluate
+
+    report = evaluate(
+        args.dataset,
+        args.model,
+        split=args.split,
+        first_stage=args.first_stage,
+        top_k=args.top_k,
+        cache_dir=args.cache_dir,
+        max_queries=args.max_queries,
+        progress=not args.no_progress,
+        device=args.device,
+        encode_batch_size=args.batch_size,
+    )
+    print(report.table())
+    if args.json is not None:
+        rows = report.write(args.json)
+        print(f"summary written to {args.json}, per-query results to {rows}")
     return 0
 
 

@@ -121,6 +121,16 @@ class MultiVectorStore(Protocol):
         dense_vector: Sequence[float] | None = None,
     ) -> list[Hit]: ...
 
+    def search_first_stage(
+        self,
+        query: str,
+        k: int = 100,
+        first_stage: FirstStageName | None = None,
+        filter: MetadataFilter | None = None,
+        *,
+        dense_vector: Sequence[float] | None = None,
+    ) -> list[Hit]: ...
+
     def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]: ...
 
     def close(self) -> None: ...
@@ -358,6 +368,34 @@ class BaseStore:
         )
         return [self._hit(point) for point in self.engine.query(plan)]
 
+    def search_first_stage(
+        self,
+        query: str,
+        k: int = 100,
+        first_stage: FirstStageName | None = None,
+        filter: MetadataFilter | None = None,
+        *,
+        dense_vector: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        """The first stage alone: the ``k`` candidates :meth:`search` would rerank, in first-stage order.
+
+        Scores are the first stage's own (BM25, the dense similarity, or the RRF score for ``"hybrid"``);
+        the query is not encoded by the late-interaction model. Comparing this ranking with
+        :meth:`search` over the same candidates shows what the MaxSim rerank adds.
+        """
+        self._check_open()
+        check_query(query)
+        check_positive("k", k)
+        plan = QueryPlan(
+            colbert=None,
+            limit=k,
+            stages=self._first_stages(query, first_stage, dense_vector),
+            prefetch_limit=k,
+            conditions=parse_filter(filter),
+            metadata_prefix=self.schema.metadata_key,
+        )
+        return [self._hit(point) for point in self.engine.query(plan)]
+
     def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
         """Order stored documents for ``query`` by MaxSim over their stored vectors (no re-encoding).
 
@@ -462,6 +500,9 @@ class BaseStore:
 
     async def asearch(self, *args: Any, **kwargs: Any) -> list[Hit]:
         return await asyncio.to_thread(self.search, *args, **kwargs)
+
+    async def asearch_first_stage(self, *args: Any, **kwargs: Any) -> list[Hit]:
+        return await asyncio.to_thread(self.search_first_stage, *args, **kwargs)
 
     async def arerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
         return await asyncio.to_thread(self.rerank, query, ids, k)

@@ -155,10 +155,17 @@ class EdgeEngine:
     def query(self, plan: QueryPlan) -> list[StoredPoint]:
         edge = self._edge
         where = self._filter(plan)
+        if plan.colbert is not None:
+            query, prefetches = edge.Query.Nearest(plan.colbert, using=COLBERT), self._prefetches(plan, where)
+        elif len(plan.stages) == 1:
+            query, prefetches = self._nearest(plan.stages[0]), []
+        else:
+            query = edge.Fusion.Rrf(k=_RRF_K)
+            prefetches = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
         request = edge.QueryRequest(
             limit=plan.limit,
-            query=edge.Query.Nearest(plan.colbert, using=COLBERT),
-            prefetches=self._prefetches(plan, where) or None,
+            query=query,
+            prefetches=prefetches or None,
             filter=where,
             with_payload=True,
             with_vector=False,
@@ -173,10 +180,13 @@ class EdgeEngine:
         return [edge.Prefetch(limit=plan.prefetch_limit, query=edge.Fusion.Rrf(k=_RRF_K), prefetches=leaves)]
 
     def _leaf(self, stage: FirstStage, limit: int, where: Any) -> Any:
+        return self._edge.Prefetch(limit=limit, query=self._nearest(stage), filter=where)
+
+    def _nearest(self, stage: FirstStage) -> Any:
         edge = self._edge
         query = stage.query
         vector = query if isinstance(query, list) else edge.SparseVector(query.indices, query.values)
-        return edge.Prefetch(limit=limit, query=edge.Query.Nearest(vector, using=stage.using), filter=where)
+        return edge.Query.Nearest(vector, using=stage.using)
 
     def _filter(self, plan: QueryPlan) -> Any:
         edge = self._edge

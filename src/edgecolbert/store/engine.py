@@ -40,9 +40,13 @@ class FirstStage:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """One engine query: candidates from the first stage(s), then MaxSim on the colbert vector."""
+    """One engine query: candidates from the first stage(s), then MaxSim on the colbert vector.
 
-    colbert: np.ndarray
+    Without a ``colbert`` query the first stage alone ranks: one stage by its own scores, several fused
+    with RRF, each limited to ``prefetch_limit`` before fusion.
+    """
+
+    colbert: np.ndarray | None
     limit: int
     stages: Sequence[FirstStage] = ()
     prefetch_limit: int = 0

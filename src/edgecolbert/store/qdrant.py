@@ -418,11 +418,18 @@ class QdrantEngine:
 
     def query(self, plan: QueryPlan) -> list[StoredPoint]:
         where = self._filter(plan)
+        if plan.colbert is not None:
+            query, using, prefetch = plan.colbert.tolist(), COLBERT, self._prefetches(plan, where)
+        elif len(plan.stages) == 1:
+            (query, using), prefetch = self._nearest(plan.stages[0]), []
+        else:
+            query, using = self._models.RrfQuery(rrf=self._models.Rrf(k=_RRF_K)), None
+            prefetch = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
         response = self.client.query_points(
             self.collection,
-            prefetch=self._prefetches(plan, where) or None,
-            query=plan.colbert.tolist(),
-            using=COLBERT,
+            prefetch=prefetch or None,
+            query=query,
+            using=using,
             query_filter=where,
             limit=plan.limit,
             with_payload=True,
@@ -439,10 +446,14 @@ class QdrantEngine:
         return [models.Prefetch(prefetch=leaves, query=fusion, limit=plan.prefetch_limit)]
 
     def _leaf(self, stage: FirstStage, limit: int, where: Any) -> Any:
-        models = self._models
+        vector, using = self._nearest(stage)
+        return self._models.Prefetch(query=vector, using=using, limit=limit, filter=where)
+
+    def _nearest(self, stage: FirstStage) -> tuple[Any, str]:
         query = stage.query
-        vector = query if isinstance(query, list) else models.SparseVector(indices=query.indices, values=query.values)
-        return models.Prefetch(query=vector, using=stage.using, limit=limit, filter=where)
+        if isinstance(query, list):
+            return query, stage.using
+        return self._models.SparseVector(indices=query.indices, values=query.values), stage.using
 
     def _filter(self, plan: QueryPlan) -> Any:
         models = self._models
