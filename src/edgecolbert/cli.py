@@ -272,6 +272,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host} without an API key: anyone who reaches it can use it", file=sys.stderr)
     app = create_app(settings)
     serve(app, args.host, args.port, log_level=args.log_level)
+    return 0
 
 
 def _run_eval(args: argparse.Namespace) -> int:
