@@ -70,6 +70,12 @@ def test_stanford_layout_matches_torch(stanford_dir: Path, tmp_path: Path) -> No
     _assert_parity(stanford_dir, tmp_path / "cache")
 
 
+def test_query_expansion_attended_matches_torch(tmp_path: Path) -> None:
+    # [MASK]-padded queries with a full attention mask: the graph must not assume padding is masked.
+    folder = build_stanford_checkpoint(tmp_path / "attend", attend_to_mask_tokens=True, doc_maxlen=64, seed=3)
+    _assert_parity(folder, tmp_path / "cache")
+
+
 @requires_shared
 def test_edge_17m_layout_matches_torch(tmp_path: Path) -> None:
     # Full depth: local and global attention layers alternate, and documents pass the 128-token window.
