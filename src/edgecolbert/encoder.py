@@ -22,6 +22,8 @@ from edgecolbert.errors import (
     InvalidDocumentError,
     InvalidInputError,
 )
+from edgecolbert.onnx_backend import OnnxProjector, check_backend, load_projector
+from edgecolbert.pooling import check_pool_factor, pool_documents
 from edgecolbert.projection import build_projection
 from edgecolbert.tokenization import ColbertTokenizer, Kind, TokenizedBatch, check_length
 from edgecolbert.vectors import MultiVectors
@@ -70,20 +72,26 @@ class ColBERT:
     """A late-interaction encoder: one L2-normalised vector per kept token.
 
     Build it with :meth:`from_pretrained`. Encoding is thread-safe: one instance can serve
-    several threads at once.
+    several threads at once. ``backbone`` is None on the ONNX backend, where ``onnx`` runs the
+    backbone and projection instead.
     """
 
     def __init__(
         self,
         spec: CheckpointSpec,
-        backbone: nn.Module,
+        backbone: nn.Module | None,
         projection: nn.Module,
         tokenizer: ColbertTokenizer,
         *,
         name: str,
         device: torch.device,
         dtype: torch.dtype,
+        onnx: OnnxProjector | None = None,
+        quantize: str | None = None,
+        pool_factor: int = 1,
     ) -> None:
+        if backbone is None and onnx is None:
+            raise InvalidInputError("ColBERT needs a torch backbone or an ONNX projector.")
         self.spec = spec
         self.backbone = backbone
         self.projection = projection
@@ -91,8 +99,16 @@ class ColBERT:
         self.name = name
         self.device = device
         self.dtype = dtype
+        self.onnx = onnx
+        self.backend = "torch" if onnx is None else "onnx"
+        self.quantize = quantize
+        self.pool_factor = check_pool_factor(pool_factor)
         self.dim = int(spec.dense[-1].out_features)
-        self.fingerprint = _fingerprint(spec, tokenizer, dtype)
+        # Only what changes the vectors is added, so the torch backend keeps its fingerprint.
+        variant = [] if onnx is None else [f"onnx:{quantize or 'fp32'}"]
+        if self.pool_factor > 1:
+            variant.append(f"pool:{self.pool_factor}")
+        self.fingerprint = _fingerprint(spec, tokenizer, dtype, variant)
 
     @classmethod
     def from_pretrained(
@@ -109,6 +125,10 @@ class ColBERT:
         local_files_only: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         attn_implementation: str | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
+        pool_factor: int = 1,
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
     ) -> ColBERT:
         """Load a checkpoint from a local folder or a Hugging Face hub id.
 
@@ -116,36 +136,74 @@ class ColBERT:
         backbone's position limit (7,999 tokens for Ettin), so long documents can be encoded whole.
         ``attn_implementation`` is passed to transformers; its default picks SDPA where the
         architecture supports it (1.7x faster than eager attention on CPU).
+
+        ``backend="onnx"`` runs the backbone and projection with ONNX Runtime on the CPU (needs the
+        ``onnx`` extra). The export happens once and is cached under ``onnx_cache_dir`` (default
+        ``~/.cache/edgecolbert/onnx``, or ``$EDGECOLBERT_CACHE/onnx``), keyed by the checkpoint's
+        weights; the model folder is never written to. ``quantize="int8"`` adds dynamic int8
+        quantization of the weights (cached too). ``pool_factor`` > 1 pools each document's vectors
+        to about 1/``pool_factor`` of them (see :mod:`edgecolbert.pooling`); queries are never pooled.
         """
+        check_backend(backend, quantize)
+        pool_factor = check_pool_factor(pool_factor)
         name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
         folder = resolve_checkpoint_dir(
             name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir
         )
         spec = read_checkpoint(folder)
-        torch_device = resolve_device(device)
+        torch_device = resolve_device(device) if backend == "torch" else _onnx_device(device)
         torch_dtype = resolve_dtype(dtype)
-        backbone = _load_backbone(
-            spec.backbone_dir,
-            dtype=torch_dtype,
-            trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
-        )
-        max_positions = getattr(backbone.config, "max_position_embeddings", None)
+        if backend == "onnx" and torch_dtype != torch.float32:
+            raise InvalidInputError(
+                f"backend='onnx' runs float32 graphs (or int8 with quantize='int8'), not {torch_dtype}; drop dtype."
+            )
+        config = _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code)
+
+        def load_backbone() -> nn.Module:
+            return _load_backbone(
+                spec.backbone_dir,
+                config,
+                dtype=torch_dtype,
+                trust_remote_code=trust_remote_code,
+                attn_implementation=attn_implementation,
+            )
+
+        backbone = load_backbone() if backend == "torch" else None
+        max_positions = getattr(config, "max_position_embeddings", None)
         tokenizer = ColbertTokenizer(
             spec,
             query_length=check_length("query_length", query_length or spec.query_length, max_positions),
             document_length=check_length("document_length", document_length or spec.document_length, max_positions),
         )
-        hidden = getattr(backbone.config, "hidden_size", None)
+        hidden = getattr(config, "hidden_size", None)
         if hidden is not None and spec.dense[0].in_features != hidden:
             raise CorruptCheckpointError(
                 f"{spec.dense[0].weights} projects {spec.dense[0].in_features} features but the backbone in "
                 f"{spec.backbone_dir} produces {hidden}."
             )
         projection = build_projection(spec.dense).to(device=torch_device, dtype=torch_dtype).eval()
-        backbone = backbone.to(torch_device).eval()
-        logger.info("Loaded %s (%s layout) on %s as %s", name, spec.layout, torch_device, torch_dtype)
-        return cls(spec, backbone, projection, tokenizer, name=name, device=torch_device, dtype=torch_dtype)
+        onnx = None
+        if backbone is not None:
+            backbone = backbone.to(torch_device).eval()
+        else:
+            onnx = load_projector(
+                spec, quantize, lambda: (load_backbone().eval(), projection), cache_dir=onnx_cache_dir
+            )
+        logger.info(
+            "Loaded %s (%s layout) on %s as %s, %s backend", name, spec.layout, torch_device, torch_dtype, backend
+        )
+        return cls(
+            spec,
+            backbone,
+            projection,
+            tokenizer,
+            name=name,
+            device=torch_device,
+            dtype=torch_dtype,
+            onnx=onnx,
+            quantize=quantize,
+            pool_factor=pool_factor,
+        )
 
     @property
     def query_length(self) -> int:
@@ -168,15 +226,21 @@ class ColBERT:
         batch_size: int = 16,
         show_progress_bar: bool = False,
         on_truncation: Callable[[int], None] | None = None,
+        pool_factor: int | None = None,
     ) -> MultiVectors:
         """Encode documents: marker, truncation to ``document_length``, punctuation skiplist.
 
         Truncation is logged once per call; ``on_truncation`` receives the count instead, for
-        callers that encode in many calls and report once (indexing).
+        callers that encode in many calls and report once (indexing). ``pool_factor`` overrides
+        the model's default (1: every kept token; 2: about half as many vectors, ...).
         """
-        return self._encode(
+        factor = self.pool_factor if pool_factor is None else check_pool_factor(pool_factor)
+        vectors = self._encode(
             texts, "document", batch_size=batch_size, show_progress_bar=show_progress_bar, on_truncation=on_truncation
         )
+        if factor == 1:
+            return vectors
+        return MultiVectors.from_arrays(pool_documents(vectors, factor), dim=self.dim)
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query's ``[n_tokens, dim]`` vectors."""
@@ -225,18 +289,31 @@ class ColBERT:
 
     def _forward(self, batch: TokenizedBatch) -> tuple[np.ndarray, np.ndarray]:
         """Kept, normalised vectors of a batch packed row by row, and how many each row kept."""
-        input_ids = torch.from_numpy(batch.input_ids).to(self.device)
-        attention_mask = torch.from_numpy(batch.attention_mask).to(self.device)
         keep = torch.from_numpy(batch.keep_mask).to(self.device)
         with torch.inference_mode():
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            vectors = self.projection(hidden.to(self.dtype))
+            vectors = self._project(batch)
             vectors = F.normalize(vectors.float(), p=2, dim=-1, eps=1e-12)
             kept = vectors[keep]
         return kept.cpu().numpy(), batch.keep_mask.sum(axis=1)
 
+    def _project(self, batch: TokenizedBatch) -> torch.Tensor:
+        """Projected, not yet normalised token vectors ``[batch, length, dim]`` from either backend."""
+        if self.onnx is not None:
+            return torch.from_numpy(self.onnx(batch.input_ids, batch.attention_mask))
+        assert self.backbone is not None
+        input_ids = torch.from_numpy(batch.input_ids).to(self.device)
+        attention_mask = torch.from_numpy(batch.attention_mask).to(self.device)
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.projection(hidden.to(self.dtype))
+
     def __repr__(self) -> str:
-        return f"ColBERT(name={self.name!r}, layout={self.spec.layout!r}, dim={self.dim}, device={str(self.device)!r})"
+        extra = "" if self.onnx is None else f", backend='onnx', quantize={self.quantize!r}"
+        if self.pool_factor > 1:
+            extra += f", pool_factor={self.pool_factor}"
+        return (
+            f"ColBERT(name={self.name!r}, layout={self.spec.layout!r}, dim={self.dim}, "
+            f"device={str(self.device)!r}{extra})"
+        )
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -253,16 +330,29 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return items
 
 
-def _load_backbone(
-    folder: Path, *, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None
-) -> nn.Module:
-    from transformers import AutoConfig, AutoModel
+def _onnx_device(device: str | torch.device | None) -> torch.device:
+    if device is not None and torch.device(device).type != "cpu":
+        raise InvalidInputError(
+            f"backend='onnx' runs on the CPU, not {device}; use backend='torch' for GPUs or drop device."
+        )
+    return torch.device("cpu")
+
+
+def _load_config(folder: Path, *, trust_remote_code: bool) -> Any:
+    from transformers import AutoConfig
 
     check_backbone_weights(folder)
     try:
-        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises ValueError, OSError, KeyError... for bad configs
         raise CorruptCheckpointError(f"{folder / 'config.json'} is not a usable transformers config: {exc}") from exc
+
+
+def _load_backbone(
+    folder: Path, config: Any, *, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None
+) -> nn.Module:
+    from transformers import AutoModel
+
     kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
@@ -297,9 +387,11 @@ def _transformers_errors_only() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
-def _fingerprint(spec: CheckpointSpec, tokenizer: ColbertTokenizer, dtype: torch.dtype) -> str:
+def _fingerprint(
+    spec: CheckpointSpec, tokenizer: ColbertTokenizer, dtype: torch.dtype, variant: Sequence[str] = ()
+) -> str:
     """Identifies what a document's vectors depend on, for caches keyed by model."""
     weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
     stamps = [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
-    parts = [str(spec.path), spec.layout, str(tokenizer.document_length), str(dtype), *stamps]
+    parts = [str(spec.path), spec.layout, str(tokenizer.document_length), str(dtype), *stamps, *variant]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -46,3 +46,7 @@ class InvalidTypeError(EdgeColbertError, TypeError):
 
 class InvalidDocumentError(InvalidTypeError):
     """A text to encode or a candidate document is not a string."""
+
+
+class MissingDependencyError(EdgeColbertError, ImportError):
+    """An optional package that the requested feature needs is not installed."""

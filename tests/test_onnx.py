@@ -1,0 +1,216 @@
+"""The ONNX Runtime backend: parity with torch, the export cache, int8, and the errors users meet."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import edgecolbert
+from checkpoints import (
+    build_edge_checkpoint,
+    build_minilm_checkpoint,
+    build_stanford_checkpoint,
+    requires_minilm,
+    requires_shared,
+)
+from edgecolbert import ColBERT, InvalidInputError, onnx_backend
+from edgecolbert.errors import MissingDependencyError
+
+pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (the 'onnx' extra)")
+
+MAX_RELATIVE_SCORE_DIFF = 1e-4
+
+QUERIES = ["What is late interaction retrieval?", "capital of France", "?!", "東京の人口は何人ですか"]
+DOCUMENTS = [
+    "Late interaction models keep one vector per token and score with MaxSim.",
+    "",
+    "!!! ... ??? ,,,",
+    "Paris is the capital and largest city of France.",
+    "Привет, мир! Это документ на русском языке.",
+    " ".join(f"token{i}, word{i}." for i in range(400)),  # longer than document_length
+]
+
+
+def _relative_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-6)))
+
+
+def _scores(model: ColBERT) -> tuple[np.ndarray, edgecolbert.MultiVectors]:
+    docs = model.encode_documents(DOCUMENTS, batch_size=4)
+    return edgecolbert.maxsim(model.encode_queries(QUERIES), docs), docs
+
+
+@pytest.fixture(autouse=True)
+def _quiet_truncation() -> None:
+    logging.getLogger("edgecolbert.encoder").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def stanford_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_stanford_checkpoint(tmp_path_factory.mktemp("stanford"))
+
+
+def _assert_parity(folder: Path, cache: Path) -> None:
+    torch_model = ColBERT.from_pretrained(folder, device="cpu")
+    onnx_model = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache)
+    assert onnx_model.backend == "onnx" and onnx_model.backbone is None
+    expected, torch_docs = _scores(torch_model)
+    got, onnx_docs = _scores(onnx_model)
+    np.testing.assert_array_equal(onnx_docs.lengths, torch_docs.lengths)
+    assert _relative_diff(got, expected) < MAX_RELATIVE_SCORE_DIFF
+    np.testing.assert_allclose(np.linalg.norm(onnx_docs.data, axis=1), 1.0, atol=1e-5)
+
+
+def test_stanford_layout_matches_torch(stanford_dir: Path, tmp_path: Path) -> None:
+    _assert_parity(stanford_dir, tmp_path / "cache")
+
+
+def test_query_expansion_attended_matches_torch(tmp_path: Path) -> None:
+    # [MASK]-padded queries with a full attention mask: the graph must not assume padding is masked.
+    folder = build_stanford_checkpoint(tmp_path / "attend", attend_to_mask_tokens=True, doc_maxlen=64, seed=3)
+    _assert_parity(folder, tmp_path / "cache")
+
+
+@requires_shared
+def test_edge_17m_layout_matches_torch(tmp_path: Path) -> None:
+    # Full depth: local and global attention layers alternate, and documents pass the 128-token window.
+    _assert_parity(build_edge_checkpoint(tmp_path / "edge", shape="17m"), tmp_path / "cache")
+
+
+@requires_minilm
+def test_minilm_layout_matches_torch_and_int8_stays_close(tmp_path: Path) -> None:
+    folder = build_minilm_checkpoint(tmp_path / "minilm")
+    _assert_parity(folder, tmp_path / "cache")
+    fp32 = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=tmp_path / "cache")
+    int8 = ColBERT.from_pretrained(folder, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path / "cache")
+    assert fp32.fingerprint != int8.fingerprint
+    reference, ref_docs = _scores(fp32)
+    approx, int8_docs = _scores(int8)
+    np.testing.assert_array_equal(int8_docs.lengths, ref_docs.lengths)
+    np.testing.assert_allclose(np.linalg.norm(int8_docs.data, axis=1), 1.0, atol=1e-5)
+    # Real weights: int8 moves scores by a few percent and keeps each query's best document.
+    assert float(np.mean(np.abs(approx - reference) / np.abs(reference))) < 0.05
+    np.testing.assert_array_equal(approx.argmax(axis=1), reference.argmax(axis=1))
+
+
+def test_second_load_reuses_the_export(stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    first = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=cache)
+    files = sorted(cache.rglob("*"))
+    assert [path.name for path in files if path.is_file()] == ["model.int8.onnx", "model.onnx"]
+    stamps = {path: path.stat().st_mtime_ns for path in files}
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again although the cache holds the model")
+
+    monkeypatch.setattr(onnx_backend, "export_onnx", refuse)
+    monkeypatch.setattr(onnx_backend, "quantize_int8", refuse)
+    monkeypatch.setattr(edgecolbert.encoder, "_load_backbone", refuse)
+    second = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=cache)
+    fp32 = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
+    assert {path: path.stat().st_mtime_ns for path in sorted(cache.rglob("*"))} == stamps
+    assert second.onnx is not None and second.onnx.path == first.onnx.path  # type: ignore[union-attr]
+    assert fp32.onnx is not None and fp32.onnx.path.name == "model.onnx"
+    np.testing.assert_array_equal(second.encode_query("late interaction"), first.encode_query("late interaction"))
+
+
+def test_model_folder_is_left_untouched(stanford_dir: Path, tmp_path: Path) -> None:
+    before = {path: path.stat().st_mtime_ns for path in stanford_dir.rglob("*")}
+    ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path / "cache")
+    assert {path: path.stat().st_mtime_ns for path in stanford_dir.rglob("*")} == before
+
+
+def test_default_cache_follows_the_environment(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(onnx_backend.CACHE_ENV_VAR, str(tmp_path / "home-cache"))
+    model = ColBERT.from_pretrained(stanford_dir, backend="onnx")
+    assert model.onnx is not None
+    assert model.onnx.path.parent.parent == tmp_path / "home-cache" / "onnx"
+    assert model.onnx.path.parent.name == onnx_backend.export_key(model.spec)
+
+
+def test_interrupted_export_leaves_no_cache_entry(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    real_export = onnx_backend.export_onnx
+
+    def crash_midway(module: torch.nn.Module, target: Path) -> None:
+        target.write_bytes(b"half a graph")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_backend, "export_onnx", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
+    assert [path for path in cache.rglob("*") if path.is_file()] == []
+    monkeypatch.setattr(onnx_backend, "export_onnx", real_export)
+    model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
+    assert model.encode_query("works now").shape[1] == model.dim
+
+
+def test_damaged_cache_file_is_exported_again(
+    stanford_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    good = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
+    assert good.onnx is not None
+    good.onnx.path.write_bytes(b"\x00garbage")
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.onnx_backend"):
+        again = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
+    assert "unreadable ONNX file" in caplog.text
+    np.testing.assert_allclose(again.encode_query("late interaction"), good.encode_query("late interaction"))
+
+
+def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    finally:
+        torch.set_num_threads(previous)
+    assert model.onnx is not None and model.onnx.threads == 1
+    options = model.onnx.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+
+
+def test_fingerprints_tell_backends_apart(stanford_dir: Path, tmp_path: Path) -> None:
+    torch_model = ColBERT.from_pretrained(stanford_dir, device="cpu")
+    again = ColBERT.from_pretrained(stanford_dir, device="cpu")
+    fp32 = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    int8 = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path)
+    assert torch_model.fingerprint == again.fingerprint
+    assert len({torch_model.fingerprint, fp32.fingerprint, int8.fingerprint}) == 3
+    assert "backend='onnx'" in repr(int8) and "int8" in repr(int8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backend": "tensorrt"}, "backend 'tensorrt' is not supported"),
+        ({"backend": "onnx", "quantize": "int4"}, "quantize 'int4' is not supported"),
+        ({"quantize": "int8"}, "needs backend='onnx'"),
+        ({"backend": "onnx", "dtype": "bfloat16"}, "float32"),
+        ({"backend": "onnx", "device": "cuda"}, "runs on the CPU"),
+    ],
+)
+def test_bad_backend_arguments(stanford_dir: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        ColBERT.from_pretrained(stanford_dir, onnx_cache_dir=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_onnxruntime_names_the_extra(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingDependencyError, match=r"edgecolbert\[onnx\]") as caught:
+        ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    assert isinstance(caught.value, ImportError)
+    # The torch backend does not need it.
+    assert ColBERT.from_pretrained(stanford_dir, device="cpu").backend == "torch"
