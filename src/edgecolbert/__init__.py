@@ -12,6 +12,7 @@ from edgecolbert.errors import (
     InvalidInputError,
     InvalidTypeError,
     MissingCheckpointFileError,
+    MissingDependencyError,
     UnsupportedCheckpointError,
 )
 from edgecolbert.maxsim import maxsim, topk
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidTypeError",
     "MissingCheckpointFileError",
+    "MissingDependencyError",
     "MultiVectors",
     "RerankResult",
     "RerankResults",
