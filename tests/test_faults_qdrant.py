@@ -39,6 +39,7 @@ class Fault:
     times: int
     status: int | None = None
     hang_s: float = 0.0
+    after: int = 0  # matching requests let through before the fault starts
 
 
 @dataclass
@@ -57,6 +58,9 @@ class FakeQdrant:
     def fault_for(self, line: str) -> Fault | None:
         for fault in self.faults:
             if fault.times > 0 and re.search(fault.pattern, line):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.times -= 1
                 return fault
         return None
@@ -190,6 +194,25 @@ def test_persistent_503_gives_up_after_the_retries_naming_the_url(server: FakeQd
     server.faults.clear()
     store.add(["one"], ids=["one"])
     assert store.count() == 1
+
+
+def test_a_server_down_mid_stream_loses_no_acknowledged_batch_and_a_rerun_completes(
+    server: FakeQdrant, model: ColBERT
+) -> None:
+    store = open_remote(server, model, retries=1)
+    server.faults.append(Fault(r"PUT /collections/docs/points$", times=100, status=503, after=2))
+    docs = [{"id": f"n{i}", "text": f"note {i} on glaciers"} for i in range(50)]
+    acknowledged: list[str] = []
+    with pytest.raises(QdrantUnavailableError, match=re.escape(server.url)):
+        store.add_documents(docs, batch_size=10, on_batch=acknowledged.extend)
+    assert acknowledged == [f"n{i}" for i in range(20)]
+    assert store.count() == 20 and len(store.get(acknowledged)) == 20
+    server.faults.clear()
+    report = store.add_documents(docs, batch_size=10)
+    assert (report.added, report.unchanged) == (30, 20)
+    assert store.count() == 50
+    # Each point was written exactly once: retried upserts rewrote nothing twice that was acknowledged.
+    assert sorted(server.upserted) == sorted(set(server.upserted))
 
 
 def test_a_hanging_server_times_out_and_the_retry_succeeds(server: FakeQdrant, model: ColBERT) -> None:
