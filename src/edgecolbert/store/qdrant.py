@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tqdm.auto import tqdm
@@ -108,7 +109,7 @@ class QdrantStore(BaseStore):
         self.where = f"Qdrant collection '{collection}'"
         server = _client_url(self.client) or url or os.environ.get(URL_ENV_VAR) or "the given client"
         secrets = tuple(key for key in (api_key, os.environ.get(API_KEY_ENV_VAR)) if key)
-        calls = ServerCalls(server, policy, secrets)
+        calls = ServerCalls(server, policy, secrets, local=_client_url(self.client) is None)
         native_quantization = None if quantization in (None, "int8") else quantization
         options = StoreOptions(
             datatype=datatype,
@@ -197,15 +198,21 @@ class QdrantStore(BaseStore):
 
 
 class ServerCalls:
-    """Runs the store's idempotent server calls under one retry policy, naming the server in every error."""
+    """Runs the store's idempotent server calls under one retry policy, naming the server in every error.
 
-    def __init__(self, server: str, policy: RetryPolicy, secrets: tuple[str, ...] = ()) -> None:
+    qdrant-client's local mode keeps points in numpy arrays that a write resizes while a concurrent
+    search reads them, so with a local client the calls are serialised; a server needs no such lock.
+    """
+
+    def __init__(self, server: str, policy: RetryPolicy, secrets: tuple[str, ...] = (), *, local: bool) -> None:
         self.server = server
         self.policy = policy
         self._secrets = secrets
+        self._lock: AbstractContextManager[Any] = threading.Lock() if local else nullcontext()
 
     def __call__(self, what: str, call: Callable[[], T]) -> T:
-        return call_with_retries(call, what=what, where=self.server, policy=self.policy, secrets=self._secrets)
+        with self._lock:
+            return call_with_retries(call, what=what, where=self.server, policy=self.policy, secrets=self._secrets)
 
 
 def _client_url(client: Any) -> str | None:
@@ -413,7 +420,8 @@ class QdrantEngine:
         self.collection = collection
         self._schema = schema
         self._models = _models()
-        self._calls = calls or ServerCalls(_client_url(client) or "the given client", RetryPolicy())
+        url = _client_url(client)
+        self._calls = calls or ServerCalls(url or "the given client", RetryPolicy(), local=url is None)
 
     def payloads(self, point_ids: Sequence[PointId], keys: Sequence[str] | None) -> dict[PointId, dict[str, Any]]:
         if not point_ids:
