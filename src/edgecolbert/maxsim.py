@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgecolbert.errors import InvalidInputError
+from edgecolbert.errors import InvalidInputError, InvalidTypeError
 from edgecolbert.vectors import MultiVectors
 
 # Candidate vectors per matrix product: the similarity block (query vectors x chunk_rows floats,
@@ -42,7 +42,13 @@ def as_multivectors(vectors: VectorsLike, what: str) -> MultiVectors:
         return vectors
     if isinstance(vectors, np.ndarray):
         raise InvalidInputError(f"{what} must be a MultiVectors or a list of [n_tokens, dim] arrays, not one array.")
-    return MultiVectors.from_arrays(list(vectors))
+    try:
+        arrays = list(vectors)
+    except TypeError as exc:
+        raise InvalidTypeError(
+            f"{what} must be a MultiVectors or a list of [n_tokens, dim] arrays, got {type(vectors).__name__}."
+        ) from exc
+    return MultiVectors.from_arrays(arrays)
 
 
 def _maxsim_packed(queries: MultiVectors, docs: MultiVectors, chunk_rows: int) -> np.ndarray:
@@ -55,6 +61,7 @@ def _maxsim_packed(queries: MultiVectors, docs: MultiVectors, chunk_rows: int) -
     _require_vectors(queries, "Query")
     _require_vectors(docs, "Document")
     q_data = np.ascontiguousarray(queries.data, dtype=np.float32)
+    _require_finite(q_data, queries.offsets, 0, "Query")
     q_starts = queries.offsets[:-1]
     scores = np.empty((len(queries), len(docs)), dtype=np.float32)
     # Similarities are laid out [query vector, candidate vector] so each document's max runs over
@@ -67,7 +74,10 @@ def _maxsim_packed(queries: MultiVectors, docs: MultiVectors, chunk_rows: int) -
         if rows > block.shape[1]:
             block = np.empty((q_data.shape[0], rows), dtype=np.float32)
         sims = block[:, :rows]
-        np.matmul(q_data, np.asarray(docs.data[row_start:row_end], dtype=np.float32).T, out=sims)
+        candidates = np.asarray(docs.data[row_start:row_end], dtype=np.float32)
+        # NaN or infinity would make a score NaN (ranked anywhere) or hide behind a max: refuse it.
+        _require_finite(candidates, docs.offsets[first : last + 1] - row_start, first, "Document")
+        np.matmul(q_data, candidates.T, out=sims)
         per_doc = np.maximum.reduceat(sims, docs.offsets[first:last] - row_start, axis=1)
         scores[:, first:last] = np.add.reduceat(per_doc, q_starts, axis=0)
     return scores
@@ -77,6 +87,16 @@ def _require_vectors(vectors: MultiVectors, what: str) -> None:
     empty = np.flatnonzero(vectors.lengths == 0)
     if empty.size:
         raise InvalidInputError(f"{what} {int(empty[0])} has no vectors; MaxSim needs at least one per text.")
+
+
+def _require_finite(rows: np.ndarray, offsets: np.ndarray, first: int, what: str) -> None:
+    if np.isfinite(rows).all():
+        return
+    bad_row = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+    position = first + int(np.searchsorted(offsets, bad_row, side="right")) - 1
+    raise InvalidInputError(
+        f"{what} {position} holds NaN or infinity; MaxSim needs finite vectors (check how they were made)."
+    )
 
 
 def _chunks(offsets: np.ndarray, chunk_rows: int) -> list[tuple[int, int]]:

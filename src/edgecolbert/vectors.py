@@ -37,7 +37,7 @@ class MultiVectors(Sequence[np.ndarray]):
     @classmethod
     def from_arrays(cls, arrays: Sequence[np.ndarray], dim: int | None = None) -> MultiVectors:
         """Pack per-text ``[n_tokens, dim]`` arrays (copies them once)."""
-        mats = [np.asarray(array, dtype=np.float32) for array in arrays]
+        mats = [_as_matrix(array, position) for position, array in enumerate(arrays)]
         for position, mat in enumerate(mats):
             if mat.ndim != 2:
                 raise InvalidInputError(f"Array {position} must be 2-D [n_tokens, dim], got shape {mat.shape}.")
@@ -86,3 +86,10 @@ class MultiVectors(Sequence[np.ndarray]):
 
     def __repr__(self) -> str:
         return f"MultiVectors(texts={len(self)}, vectors={self.data.shape[0]}, dim={self.dim})"
+
+
+def _as_matrix(array: object, position: int) -> np.ndarray:
+    try:
+        return np.asarray(array, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"Array {position} is not numeric ({exc}); pass [n_tokens, dim] float arrays.") from exc

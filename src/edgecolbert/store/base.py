@@ -315,7 +315,10 @@ class BaseStore:
         return [self._check_dense(vector) for vector in supplied]
 
     def _check_dense(self, vector: Sequence[float] | None) -> list[float]:
-        values = np.asarray(vector, dtype=np.float32)
+        try:
+            values = np.asarray(vector, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"A dense vector is not a list of numbers: {exc}") from exc
         if values.ndim != 1 or values.shape[0] != self.schema.dense_size:
             raise InvalidInputError(
                 f"Dense vectors for {self.where} have {self.schema.dense_size} values; got shape {values.shape}."
@@ -356,6 +359,7 @@ class BaseStore:
         """
         self._check_open()
         check_query(query)
+        check_utf8(query, "The query")
         check_positive("k", k)
         check_positive("prefetch_k", prefetch_k)
         plan = QueryPlan(
@@ -403,6 +407,7 @@ class BaseStore:
         """
         self._check_open()
         check_query(query)
+        check_utf8(query, "The query")
         if k is not None:
             check_positive("k", k)
         doc_ids = list(dict.fromkeys(_doc_ids(ids)))
@@ -561,6 +566,7 @@ def _resolve(document: StoreDocument) -> _Item:
     if not isinstance(document.metadata, Mapping):
         raise InvalidTypeError(f"Document metadata must be a mapping, got {type(document.metadata).__name__}.")
     doc_id = content_id(document.text) if document.id is None else _check_id(document.id)
+    check_utf8(document.text, f"The text of document {doc_id!r}")
     return _Item(doc_id, point_id(doc_id), content_hash(document.text), document)
 
 
@@ -586,7 +592,19 @@ def _check_id(doc_id: object) -> str:
     text = str(doc_id)
     if not text.strip():
         raise InvalidInputError("A document id is empty.")
+    check_utf8(text, "A document id")
     return text
+
+
+def check_utf8(text: str, what: str) -> None:
+    """Refuse lone surrogates (what decoding with ``surrogateescape`` leaves): no engine can store them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} holds a lone surrogate (U+{ord(text[exc.start]):04X} at {exc.start}), which is not valid "
+            "Unicode; decode the source with errors='replace' or fix its encoding."
+        ) from exc
 
 
 def _doc_ids(ids: Sequence[str | int]) -> list[str]:
@@ -628,7 +646,7 @@ def _pick(values: list[Any] | None, positions: list[int]) -> list[Any] | None:
 
 def _check_json(payload: dict[str, Any], doc_id: str) -> None:
     try:
-        json.dumps(payload, allow_nan=False)
+        json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"Metadata of document {doc_id!r} is not plain JSON: {exc}") from exc
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -20,6 +21,7 @@ from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, pay
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
+from edgecolbert.store.retry import RetryPolicy, call_with_retries
 from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ URL_ENV_VAR = "QDRANT_URL"
 API_KEY_ENV_VAR = "QDRANT_API_KEY"
 _RRF_K = 60
 Layout = Literal["langchain", "llama-index"]
+T = TypeVar("T")
 
 
 def _models() -> Any:
@@ -95,11 +98,18 @@ class QdrantStore(BaseStore):
         replication_factor: int | None = None,
         on_disk: bool | None = None,
         encode_batch_size: int = 16,
+        retries: int = 3,
+        retry_backoff: float = 0.5,
+        retry_deadline: float = 60.0,
         **model_kwargs: Any,
     ) -> None:
+        policy = RetryPolicy.build(retries=retries, backoff=retry_backoff, deadline=retry_deadline)
         self.client = connect(client, url=url, api_key=api_key, path=path, timeout=timeout)
         self.collection = collection
         self.where = f"Qdrant collection '{collection}'"
+        server = _client_url(self.client) or url or os.environ.get(URL_ENV_VAR) or "the given client"
+        secrets = tuple(key for key in (api_key, os.environ.get(API_KEY_ENV_VAR)) if key)
+        calls = ServerCalls(server, policy, secrets, local=_client_url(self.client) is None)
         native_quantization = None if quantization in (None, "int8") else quantization
         options = StoreOptions(
             datatype=datatype,
@@ -109,20 +119,20 @@ class QdrantStore(BaseStore):
             bm25=bm25,
             bm25_language=bm25_language,
         )
-        with _reaching(url or os.environ.get(URL_ENV_VAR)):
-            existing = _read_schema(self.client, collection)
+        existing = calls("reading the collection", lambda: _read_schema(self.client, collection))
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
         if existing is None:
-            _create_collection(
-                self.client,
-                collection,
-                self.schema,
-                quantization=native_quantization,
-                shard_number=shard_number,
-                replication_factor=replication_factor,
-                on_disk=on_disk,
-            )
-        self.engine = QdrantEngine(self.client, collection, self.schema)
+            with _reaching(server):
+                _create_collection(
+                    self.client,
+                    collection,
+                    self.schema,
+                    quantization=native_quantization,
+                    shard_number=shard_number,
+                    replication_factor=replication_factor,
+                    on_disk=on_disk,
+                )
+        self.engine = QdrantEngine(self.client, collection, self.schema, calls)
         self._init_common(dense, encode_batch_size)
 
     @classmethod
@@ -185,6 +195,29 @@ class QdrantStore(BaseStore):
 
     def __repr__(self) -> str:
         return f"QdrantStore(collection={self.collection!r}, model={self.schema.model!r})"
+
+
+class ServerCalls:
+    """Runs the store's idempotent server calls under one retry policy, naming the server in every error.
+
+    qdrant-client's local mode keeps points in numpy arrays that a write resizes while a concurrent
+    search reads them, so with a local client the calls are serialised; a server needs no such lock.
+    """
+
+    def __init__(self, server: str, policy: RetryPolicy, secrets: tuple[str, ...] = (), *, local: bool) -> None:
+        self.server = server
+        self.policy = policy
+        self._secrets = secrets
+        self._lock: AbstractContextManager[Any] = threading.Lock() if local else nullcontext()
+
+    def __call__(self, what: str, call: Callable[[], T]) -> T:
+        with self._lock:
+            return call_with_retries(call, what=what, where=self.server, policy=self.policy, secrets=self._secrets)
+
+
+def _client_url(client: Any) -> str | None:
+    """The REST address a remote client talks to; None in local mode."""
+    return getattr(getattr(client, "_client", None), "rest_uri", None)
 
 
 @contextmanager
@@ -380,22 +413,31 @@ def _warn_empty(empty: int, done: int, schema: StoreSchema) -> None:
 class QdrantEngine:
     """The engine primitives through qdrant-client."""
 
-    def __init__(self, client: QdrantClient, collection: str, schema: StoreSchema) -> None:
+    def __init__(
+        self, client: QdrantClient, collection: str, schema: StoreSchema, calls: ServerCalls | None = None
+    ) -> None:
         self.client = client
         self.collection = collection
         self._schema = schema
         self._models = _models()
+        url = _client_url(client)
+        self._calls = calls or ServerCalls(url or "the given client", RetryPolicy(), local=url is None)
 
     def payloads(self, point_ids: Sequence[PointId], keys: Sequence[str] | None) -> dict[PointId, dict[str, Any]]:
         if not point_ids:
             return {}
-        records = self.client.retrieve(
-            self.collection, list(point_ids), with_payload=list(keys) if keys else True, with_vectors=False
+        records = self._calls(
+            "retrieve",
+            lambda: self.client.retrieve(
+                self.collection, list(point_ids), with_payload=list(keys) if keys else True, with_vectors=False
+            ),
         )
         return {record.id: dict(record.payload or {}) for record in records}
 
     def upsert(self, points: Sequence[PreparedPoint]) -> None:
-        self.client.upsert(self.collection, [self._point(point) for point in points], wait=True)
+        structs = [self._point(point) for point in points]
+        # Upserts are keyed by point id, so repeating one after a lost answer writes the same points again.
+        self._calls("upsert", lambda: self.client.upsert(self.collection, structs, wait=True))
 
     def _point(self, point: PreparedPoint) -> Any:
         models = self._models
@@ -407,14 +449,16 @@ class QdrantEngine:
         return models.PointStruct(id=point.point_id, vector=vectors, payload=point.payload)
 
     def set_payload(self, point_id: PointId, payload: dict[str, Any]) -> None:
-        self.client.set_payload(self.collection, payload, points=[point_id], wait=True)
+        self._calls(
+            "set_payload", lambda: self.client.set_payload(self.collection, payload, points=[point_id], wait=True)
+        )
 
     def delete(self, point_ids: Sequence[PointId]) -> None:
         selector = self._models.PointIdsList(points=list(point_ids))
-        self.client.delete(self.collection, points_selector=selector, wait=True)
+        self._calls("delete", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
 
     def count(self) -> int:
-        return int(self.client.count(self.collection, exact=True).count)
+        return int(self._calls("count", lambda: self.client.count(self.collection, exact=True)).count)
 
     def query(self, plan: QueryPlan) -> list[StoredPoint]:
         where = self._filter(plan)
@@ -425,15 +469,18 @@ class QdrantEngine:
         else:
             query, using = self._models.RrfQuery(rrf=self._models.Rrf(k=_RRF_K)), None
             prefetch = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
-        response = self.client.query_points(
-            self.collection,
-            prefetch=prefetch or None,
-            query=query,
-            using=using,
-            query_filter=where,
-            limit=plan.limit,
-            with_payload=True,
-            with_vectors=False,
+        response = self._calls(
+            "query",
+            lambda: self.client.query_points(
+                self.collection,
+                prefetch=prefetch or None,
+                query=query,
+                using=using,
+                query_filter=where,
+                limit=plan.limit,
+                with_payload=True,
+                with_vectors=False,
+            ),
         )
         return [StoredPoint(point.id, dict(point.payload or {}), float(point.score)) for point in response.points]
 

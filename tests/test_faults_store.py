@@ -1,0 +1,248 @@
+"""Faults in the store: a write failing mid-stream, a damaged or half-written store folder, a kill during optimize."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgecolbert import ColBERT
+from edgecolbert.store import EdgeStore, StoreError
+from store_fixtures import CountingModel, open_store
+
+ENGINES = ["edge", "qdrant"]
+
+
+class WriteFailure(RuntimeError):
+    """What the injected engine fault raises."""
+
+
+class FailingWrites:
+    """Delegates to the real write method, failing the ``fail_on``-th call (1-based) while ``armed``."""
+
+    def __init__(self, write: Callable[..., Any], fail_on: int) -> None:
+        self._write = write
+        self.fail_on = fail_on
+        self.calls = 0
+        self.armed = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.armed and self.calls == self.fail_on:
+            raise WriteFailure(f"write {self.calls} failed: no space left on device")
+        return self._write(*args, **kwargs)
+
+
+class ShardProxy:
+    """Stands in for the embedded shard so one of its updates can fail like the engine would."""
+
+    def __init__(self, shard: Any, fail_on: int) -> None:
+        self._shard = shard
+        self.update = FailingWrites(shard.update, fail_on)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shard, name)
+
+
+def inject_write_failure(store: Any, engine: str, fail_on: int) -> FailingWrites:
+    """Fail the engine's ``fail_on``-th upsert below the store's own code, where disk or network faults arise."""
+    if engine == "edge":
+        proxy = ShardProxy(store.engine.shard, fail_on)
+        store.engine.shard = proxy
+        return proxy.update
+    failing = FailingWrites(store.client.upsert, fail_on)
+    store.client.upsert = failing
+    return failing
+
+
+def documents(n: int) -> list[dict[str, Any]]:
+    return [{"id": f"doc-{i}", "text": f"passage {i} about the river delta and its {i % 7} channels"} for i in range(n)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_write_failing_mid_stream_loses_no_acknowledged_batch(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    store = open_store(engine, tmp_path, model)
+    failing = inject_write_failure(store, engine, fail_on=3)
+    acknowledged: list[str] = []
+    with pytest.raises(WriteFailure, match="no space left"):
+        store.add_documents(documents(100), batch_size=10, on_batch=acknowledged.extend)
+    assert acknowledged == [f"doc-{i}" for i in range(20)]
+    # The acknowledged batches are stored whole and the failed one not at all.
+    assert [hit.id for hit in store.get(acknowledged)] == acknowledged
+    assert store.count() == 20
+    assert store.get(["doc-20", "doc-29"]) == []
+    # The store keeps serving reads and writes.
+    assert store.search("river delta channels", k=3)
+    failing.armed = False
+    counting = CountingModel(model)
+    store.model = counting
+    report = store.add_documents(documents(100), batch_size=10)
+    assert (report.added, report.unchanged) == (80, 20)
+    assert len(counting.encoded) == 80  # the rerun encoded only what was missing
+    assert store.count() == 100
+    store.close()
+
+
+def test_acknowledged_batches_survive_a_reopen_after_a_failed_write(tmp_path: Path, model: ColBERT) -> None:
+    store = open_store("edge", tmp_path, model)
+    inject_write_failure(store, "edge", fail_on=2)
+    acknowledged: list[str] = []
+    with pytest.raises(WriteFailure):
+        store.add_documents(documents(30), batch_size=10, on_batch=acknowledged.extend)
+    store.close()
+    with EdgeStore(tmp_path / "store") as reopened:
+        assert reopened.count() == 10
+        assert [hit.id for hit in reopened.get(acknowledged)] == acknowledged
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_failed_metadata_update_or_delete_surfaces(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    store = open_store(engine, tmp_path, model)
+    store.add(["a text", "b text"], ids=["a", "b"])
+    if engine == "edge":
+        store.engine.shard = ShardProxy(store.engine.shard, fail_on=1)
+    else:
+        store.client.set_payload = FailingWrites(store.client.set_payload, fail_on=1)
+        store.client.delete = FailingWrites(store.client.delete, fail_on=1)
+    with pytest.raises(WriteFailure):
+        store.add(["a text"], ids=["a"], metadatas=[{"changed": True}])
+    assert store.get(["a"])[0].metadata == {}
+    if engine == "qdrant":
+        with pytest.raises(WriteFailure):
+            store.delete(["b"])
+    assert store.count() == 2
+    store.close()
+
+
+# ---- damaged and half-written store folders ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built_store(tmp_path_factory: pytest.TempPathFactory, model: ColBERT) -> Path:
+    folder = tmp_path_factory.mktemp("built") / "store"
+    with EdgeStore(folder, model) as store:
+        store.add(["hello world", "a second text"], ids=["a", "b"])
+    return folder
+
+
+def damaged_copy(built: Path, tmp_path: Path, damage: Callable[[Path], object]) -> Path:
+    folder = tmp_path / "copy"
+    shutil.copytree(built, folder)
+    damage(folder)
+    return folder
+
+
+def _truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[: len(file.read_bytes()) // 2])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: _truncate(f / "edgecolbert.json"), "edgecolbert.json is unreadable"),
+        (lambda f: (f / "edgecolbert.json").write_text(""), "edgecolbert.json is unreadable"),
+        (lambda f: (f / "edgecolbert.json").write_text("[1, 2]"), "edgecolbert.json is unreadable"),
+        (lambda f: (f / "edgecolbert.json").write_text('{"format": 1}'), "edgecolbert.json is unreadable"),
+        (lambda f: (f / "edgecolbert.json").write_bytes(b"\xff\xfe\x00garbage"), "edgecolbert.json is unreadable"),
+        (lambda f: (f / "edgecolbert.json").unlink(), "holds a shard but no edgecolbert.json"),
+        (lambda f: _truncate(f / "shard" / "edge_config.json"), "Could not open the Qdrant Edge shard"),
+        (lambda f: (f / "shard" / "edge_config.json").unlink(), "Could not open the Qdrant Edge shard"),
+    ],
+)
+def test_a_damaged_store_folder_gives_a_store_error_naming_it(
+    built_store: Path, tmp_path: Path, model: ColBERT, damage: Callable[[Path], object], message: str
+) -> None:
+    folder = damaged_copy(built_store, tmp_path, damage)
+    before = sorted(path.relative_to(folder) for path in folder.rglob("*"))
+    with pytest.raises(StoreError, match=message) as caught:
+        EdgeStore(folder, model)
+    assert str(folder) in str(caught.value)
+    # A failed open repairs nothing and deletes nothing: the folder is as it was, for a backup restore.
+    assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before
+
+
+def test_a_crash_while_writing_the_schema_leaves_a_folder_that_opens_as_new(tmp_path: Path, model: ColBERT) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir()
+    # The schema is written to a temporary file and renamed; a crash before the rename leaves only that.
+    (folder / ".edgecolbert.json.0123abcd.tmp").write_text('{"format": 1, "mod')
+    with EdgeStore(folder, model) as store:
+        store.add(["text"], ids=["x"])
+    with EdgeStore(folder) as reopened:
+        assert [hit.id for hit in reopened.get(["x"])] == ["x"]
+
+
+def test_a_crash_before_the_shard_existed_leaves_a_folder_that_opens_empty(
+    built_store: Path, tmp_path: Path, model: ColBERT
+) -> None:
+    folder = damaged_copy(built_store, tmp_path, lambda f: shutil.rmtree(f / "shard"))
+    with EdgeStore(folder) as store:
+        assert store.count() == 0
+        store.add(["text"], ids=["x"])
+        assert store.count() == 1
+
+
+# ---- kill -9 during optimize and close ---------------------------------------------------------
+
+_OPTIMIZER = textwrap.dedent(
+    """
+    import sys
+    from edgecolbert.store import EdgeStore
+
+    store = EdgeStore(sys.argv[1])
+    for start in range(0, 400, 100):
+        ids = store.add([f"text {i} about topic {i % 13}" for i in range(start, start + 100)],
+                        ids=[f"k{i}" for i in range(start, start + 100)])
+    print("STORED", flush=True)
+    while True:
+        store.optimize()
+        store.add(["late text"], ids=["late"])
+        print("OPTIMIZED", flush=True)
+        if sys.argv[2] == "close":
+            store.close()
+            store = EdgeStore(sys.argv[1])
+    """
+)
+
+
+@pytest.mark.parametrize("phase", ["optimize", "close"])
+def test_kill_during_optimize_or_close_keeps_every_acknowledged_write(
+    tmp_path: Path, model: ColBERT, phase: str
+) -> None:
+    store = tmp_path / "store"
+    with EdgeStore(store, model):
+        pass  # the subprocess reopens the folder with the model recorded here
+    process = subprocess.Popen(
+        [sys.executable, "-c", _OPTIMIZER, str(store), phase],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    # The subprocess loops optimize (or close and reopen) and a write; the kill lands inside that cycle.
+    for line in process.stdout:
+        lines.append(line.strip())
+        if lines.count("OPTIMIZED") >= 2:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=120)
+    assert lines[0] == "STORED" and process.returncode == -signal.SIGKILL
+    with EdgeStore(store) as reopened:
+        assert reopened.count() == 401
+        assert len(reopened.get([f"k{i}" for i in range(400)] + ["late"])) == 401
+        assert reopened.search("topic 5", k=3)
+
+
+def test_schema_file_is_plain_json_written_whole(built_store: Path) -> None:
+    schema = json.loads((built_store / "edgecolbert.json").read_text(encoding="utf-8"))
+    assert schema["model_dim"] > 0 and schema["model"]
+    assert not list(built_store.glob(".edgecolbert.json.*.tmp"))
