@@ -11,29 +11,9 @@ from hypothesis import strategies as st
 
 from edgecolbert import ColBERT, Reranker
 from edgecolbert.errors import EmptyQueryError, InvalidDocumentError, InvalidInputError, InvalidTypeError
+from text_strategies import AWKWARD, QUERY, TEXT
 
 PROPERTY = settings(max_examples=12, deadline=None)
-
-AWKWARD = [
-    "",
-    " ",
-    "\x00",
-    "\x07",
-    "\x1b[0m",
-    "\t\r\n",
-    "\u0301",
-    "\u200b",
-    "\u200d",
-    "\u202e",
-    "\ufeff",
-    "العربية",
-    "🙂",
-]
-TEXT = st.one_of(
-    st.text(st.characters(exclude_categories=["Cs"]), max_size=80),
-    st.lists(st.sampled_from(AWKWARD) | st.text(max_size=6).filter(str.isascii), max_size=10).map("".join),
-)
-QUERY = TEXT.filter(lambda text: bool(text.strip()))
 
 
 @pytest.fixture(scope="module")

@@ -15,31 +15,10 @@ from hypothesis import strategies as st
 from edgecolbert import ColBERT, maxsim
 from edgecolbert.errors import InvalidDocumentError, InvalidInputError, InvalidTypeError
 from store_fixtures import open_store
+from text_strategies import QUERY, TEXT
 
 DENSE_SIZE = 4
 PROPERTY = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-# Surrogate-free text in every script, with the characters that break naive pipelines mixed in.
-AWKWARD = [
-    "",
-    " ",
-    "\x00",
-    "\x07",
-    "\x1b[31m",
-    "\u0301",
-    "\u200b",
-    "\u200d",
-    "\u202e",
-    "\ufeff",
-    "שלום",
-    "🙂",
-    "👩‍👩‍👧",
-]
-TEXT = st.one_of(
-    st.text(st.characters(exclude_categories=["Cs"]), max_size=60),
-    st.lists(st.sampled_from(AWKWARD) | st.text(max_size=5).filter(str.isascii), max_size=8).map("".join),
-)
-QUERY = TEXT.filter(lambda text: bool(text.strip()))
 
 
 @pytest.fixture(scope="module", params=["edge", "qdrant"])
