@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,13 @@ def _scores(model: ColBERT) -> tuple[np.ndarray, edgecolbert.MultiVectors]:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_truncation() -> None:
-    logging.getLogger("edgecolbert.encoder").setLevel(logging.ERROR)
+def _quiet_truncation() -> Iterator[None]:
+    # Restored afterwards: tests elsewhere assert that truncation is warned about.
+    encoder_logger = logging.getLogger("edgecolbert.encoder")
+    level = encoder_logger.level
+    encoder_logger.setLevel(logging.ERROR)
+    yield
+    encoder_logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
