@@ -74,6 +74,8 @@ def test_filters_and_arguments(store) -> None:  # type: ignore[no-untyped-def]
         store.search_first_stage("  ")
     with pytest.raises(InvalidInputError):
         store.search_first_stage("cats", first_stage="sparse")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="query"):
+        store.search_first_stage("cats \ud800")  # a lone surrogate is refused as search() refuses it
 
 
 def test_async_twin_matches(store) -> None:  # type: ignore[no-untyped-def]

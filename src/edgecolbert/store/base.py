@@ -357,18 +357,11 @@ class BaseStore:
         store has it) proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their
         stored token vectors orders them.
         """
-        self._check_open()
-        check_query(query)
-        check_utf8(query, "The query")
+        self._check_query(query)
         check_positive("k", k)
         check_positive("prefetch_k", prefetch_k)
-        plan = QueryPlan(
-            colbert=self._query_vectors(query),
-            limit=min(k, prefetch_k),
-            stages=self._first_stages(query, first_stage, dense_vector),
-            prefetch_limit=prefetch_k,
-            conditions=parse_filter(filter),
-            metadata_prefix=self.schema.metadata_key,
+        plan = self._first_stage_plan(
+            query, first_stage, filter, dense_vector, self._query_vectors(query), min(k, prefetch_k), prefetch_k
         )
         return [self._hit(point) for point in self.engine.query(plan)]
 
@@ -387,27 +380,42 @@ class BaseStore:
         the query is not encoded by the late-interaction model. Comparing this ranking with
         :meth:`search` over the same candidates shows what the MaxSim rerank adds.
         """
+        self._check_query(query)
+        check_positive("k", k)
+        plan = self._first_stage_plan(query, first_stage, filter, dense_vector, None, k, k)
+        return [self._hit(point) for point in self.engine.query(plan)]
+
+    def _check_query(self, query: str) -> None:
         self._check_open()
         check_query(query)
-        check_positive("k", k)
-        plan = QueryPlan(
-            colbert=None,
-            limit=k,
+        check_utf8(query, "The query")
+
+    def _first_stage_plan(
+        self,
+        query: str,
+        first_stage: FirstStageName | None,
+        filter: MetadataFilter | None,
+        dense_vector: Sequence[float] | None,
+        colbert: np.ndarray | None,
+        limit: int,
+        prefetch_limit: int,
+    ) -> QueryPlan:
+        """The first stage proposes ``prefetch_limit`` filtered candidates; ``colbert``, when given, reorders them."""
+        return QueryPlan(
+            colbert=colbert,
+            limit=limit,
             stages=self._first_stages(query, first_stage, dense_vector),
-            prefetch_limit=k,
+            prefetch_limit=prefetch_limit,
             conditions=parse_filter(filter),
             metadata_prefix=self.schema.metadata_key,
         )
-        return [self._hit(point) for point in self.engine.query(plan)]
 
     def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
         """Order stored documents for ``query`` by MaxSim over their stored vectors (no re-encoding).
 
         Raises :class:`DocumentNotFoundError` naming the ids that are not stored.
         """
-        self._check_open()
-        check_query(query)
-        check_utf8(query, "The query")
+        self._check_query(query)
         if k is not None:
             check_positive("k", k)
         doc_ids = list(dict.fromkeys(_doc_ids(ids)))
