@@ -1,13 +1,14 @@
 """Speed against what users would pick instead, all measured in one run on one machine.
 
-    python benchmarks/speed_suite.py [--quick] [--json OUT] [--shapes 17m 32m] [--store-report JSON]
+    python benchmarks/speed_suite.py [--quick] [--json OUT] [--shapes 17m 32m] [--store-report JSON] [--spin-ab]
 
 Random-weight checkpoints of the exact mxbai-edge-colbert-v0 17m / 32m shapes (speed does not
 depend on weights), SciFact documents from ../shared, 2 threads. Sections:
 
   1. documents/s: edgecolbert on torch, ONNX fp32 and ONNX int8; sentence-transformers 6.2
      MultiVectorEncoder; the bare backbone forward on the same batches (the ceiling); and one
-     query's encoding time per backend;
+     query's encoding time per backend (--spin-ab adds the ONNX contenders with spinning worker
+     threads, ONNX Runtime's default, against the blocking ones edgecolbert uses);
   2. cold rerank of 100 candidates (encode them and the query, MaxSim) against a cross-encoder of
      the ms-marco-MiniLM-L-6-v2 shape (random weights, built here) on the same 100 documents;
   3. warm rerank (document vectors already stored): query encoding + MaxSim over 100 and 1,000
@@ -23,6 +24,7 @@ claim, and they only hold when that share is small.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -40,6 +42,7 @@ from benchkit import BENCH_ROOT, SCIFACT, SHARED, ForeignCpu, cached_checkpoint,
 
 import edgecolbert
 from edgecolbert import ColBERT, MultiVectors
+from edgecolbert.onnx_backend import OnnxProjector
 
 TARGETS = {
     "a": "torch encoder >= 1.15x sentence-transformers MultiVectorEncoder docs/s (17m)",
@@ -81,6 +84,8 @@ def encoding(shape: str, docs: list[str], queries: list[str], args: argparse.Nam
 
     path = cached_checkpoint(shape)
     models = load_models(path)
+    if args.spin_ab:
+        models.update(spinning_models(models))
     st_model = MultiVectorEncoder(str(path), device="cpu")
     runs = {label: encode_ours(model, docs, args.batch_size) for label, model in models.items()}
     runs["st"] = encode_st(st_model, docs, args.batch_size)
@@ -103,6 +108,18 @@ def encoding(shape: str, docs: list[str], queries: list[str], args: argparse.Nam
         "one_query_ms": query_ms,
         "foreign_cpu_share": foreign.share,
     }
+
+
+def spinning_models(models: dict[str, ColBERT]) -> dict[str, ColBERT]:
+    """The ONNX contenders again with spinning worker threads (ONNX Runtime's default), for an A/B."""
+    spinning = {}
+    for label, model in models.items():
+        if model.onnx is None:
+            continue
+        twin = copy.copy(model)
+        twin.onnx = OnnxProjector(model.onnx.path, threads=model.onnx.threads, spinning=True)
+        spinning[f"{label}+spin"] = twin
+    return spinning
 
 
 def _one_query(model: ColBERT, queries: list[str]) -> Callable[[], object]:
@@ -321,6 +338,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--store-report", type=Path, help="quote store search latency from this JSON report")
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--spin-ab", action="store_true", help="also encode with spinning ONNX Runtime threads (section 1 only)"
+    )
     args = parser.parse_args(argv)
     args.shapes = args.shapes or (["17m"] if args.quick else ["17m", "32m"])
     args.docs = args.docs or (100 if args.quick else 300)

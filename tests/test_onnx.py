@@ -183,6 +183,10 @@ def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> 
     assert model.onnx is not None and model.onnx.threads == 1
     options = model.onnx.session.get_session_options()
     assert options.intra_op_num_threads == 1
+    # Workers block between runs rather than spin, leaving the cores to tokenization and to other work.
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    spinning = onnx_backend.OnnxProjector(model.onnx.path, threads=1, spinning=True)
+    assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
 
 
 def test_fingerprints_tell_backends_apart(stanford_dir: Path, tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edgecolbert.encoder import MODEL_ENV_VAR, default_model_name
-from edgecolbert.errors import EdgeColbertError
+from edgecolbert.errors import EdgeColbertError, InvalidInputError
 from edgecolbert.index import DEFAULT_COLLECTION
+from edgecolbert.onnx_backend import BACKENDS, QUANTIZATIONS
 from edgecolbert.store.edge import DEFAULT_STORE_PATH
 from edgecolbert.store.qdrant import API_KEY_ENV_VAR, URL_ENV_VAR
 
@@ -72,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "--filter", type=_json_filter, default=None, help='metadata filter as JSON, e.g. \'{"lang": "en"}\''
     )
     search.add_argument("--json", action="store_true", help="print a JSON list of hits")
-    _add_model_options(search, default_help="the model the store was built with")
+    _add_model_options(search, default_help="the model the store was built with", encodes_documents=False)
     search.set_defaults(run=_run_search)
 
     serve = commands.add_parser("serve", help="run the HTTP rerank and search service")
@@ -129,7 +131,10 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=None, help=f"Qdrant API key (or ${API_KEY_ENV_VAR})")
 
 
-def _add_model_options(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
+def _add_model_options(
+    parser: argparse.ArgumentParser, default_help: str | None = None, *, encodes_documents: bool = True
+) -> None:
+    """The options every command loads its model with; ``--pool-factor`` only where documents are encoded."""
     parser.add_argument(
         "--model",
         default=None,
@@ -137,6 +142,39 @@ def _add_model_options(parser: argparse.ArgumentParser, default_help: str | None
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="torch (default), or onnx: ONNX Runtime on the CPU, exported once and cached (needs the onnx extra)",
+    )
+    parser.add_argument(
+        "--quantize", choices=QUANTIZATIONS, default=None, help="int8: dynamic int8 weights (with --backend onnx)"
+    )
+    if encodes_documents:
+        parser.add_argument(
+            "--pool-factor",
+            type=int,
+            default=None,
+            metavar="N",
+            help="pool each document's token vectors to about 1/N of them (default 1: off; a store keeps its own)",
+        )
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keywords for ``ColBERT.from_pretrained`` from the model options; options left out stay out.
+
+    A store tells an option the user gave from one left at its default, so only given ones are passed.
+    """
+    if args.quantize is not None and args.backend != "onnx":
+        raise InvalidInputError(
+            f"--quantize {args.quantize} needs --backend onnx (the torch backend runs float weights)."
+        )
+    pool_factor = getattr(args, "pool_factor", None)
+    if pool_factor is not None and pool_factor < 1:
+        raise InvalidInputError(f"--pool-factor must be a positive integer (1 turns pooling off); got {pool_factor}.")
+    given = {"backend": args.backend, "quantize": args.quantize, "pool_factor": pool_factor}
+    return {"device": args.device, **{name: value for name, value in given.items() if value is not None}}
 
 
 def _read_candidates(args: argparse.Namespace) -> list[str]:
@@ -152,7 +190,7 @@ def _run_rerank(args: argparse.Namespace) -> int:
     from edgecolbert.rerank import Reranker
 
     documents = _read_candidates(args)
-    reranker = Reranker.from_pretrained(args.model, device=args.device, batch_size=args.batch_size)
+    reranker = Reranker.from_pretrained(args.model, batch_size=args.batch_size, **_model_kwargs(args))
     results = reranker.rerank(args.query, documents, top_k=args.top_k)
     if args.json:
         print(json.dumps(results.to_list(), ensure_ascii=False, indent=2))
@@ -193,8 +231,8 @@ def _store_from_args(args: argparse.Namespace, model: str | None):  # type: igno
         collection=args.collection,
         api_key=args.api_key,
         model=model,
-        device=args.device,
         encode_batch_size=args.batch_size,
+        **_model_kwargs(args),
     )
 
 
@@ -235,7 +273,6 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from edgecolbert.errors import InvalidInputError
     from edgecolbert.server import API_KEY_ENV_VAR as SERVICE_KEY_ENV_VAR
     from edgecolbert.server import ServiceLimits, ServiceSettings, create_app, serve
 
@@ -250,8 +287,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             collection=args.collection or DEFAULT_COLLECTION,
             qdrant_api_key=args.qdrant_api_key or os.environ.get(API_KEY_ENV_VAR) or None,
             api_key=api_key,
-            device=args.device,
             batch_size=args.batch_size,
+            **_model_kwargs(args),
             limits=ServiceLimits(
                 max_documents=args.max_documents,
                 max_document_chars=args.max_document_chars,
@@ -287,8 +324,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         max_queries=args.max_queries,
         progress=not args.no_progress,
-        device=args.device,
         encode_batch_size=args.batch_size,
+        **_model_kwargs(args),
     )
     print(report.table())
     if args.json is not None:

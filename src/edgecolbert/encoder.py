@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -104,11 +105,14 @@ class ColBERT:
         self.quantize = quantize
         self.pool_factor = check_pool_factor(pool_factor)
         self.dim = int(spec.dense[-1].out_features)
+        self.fingerprint = self._compute_fingerprint()
+
+    def _compute_fingerprint(self) -> str:
         # Only what changes the vectors is added, so the torch backend keeps its fingerprint.
-        variant = [] if onnx is None else [f"onnx:{quantize or 'fp32'}"]
+        variant = [] if self.onnx is None else [f"onnx:{self.quantize or 'fp32'}"]
         if self.pool_factor > 1:
             variant.append(f"pool:{self.pool_factor}")
-        self.fingerprint = _fingerprint(spec, tokenizer, dtype, variant)
+        return _fingerprint(self.spec, self.tokenizer, self.dtype, variant)
 
     @classmethod
     def from_pretrained(
@@ -204,6 +208,19 @@ class ColBERT:
             quantize=quantize,
             pool_factor=pool_factor,
         )
+
+    def with_pool_factor(self, pool_factor: int) -> ColBERT:
+        """This encoder pooling documents by ``pool_factor`` by default; weights and sessions are shared, not copied.
+
+        A store uses it to encode new documents exactly as its stored ones were pooled.
+        """
+        factor = check_pool_factor(pool_factor)
+        if factor == self.pool_factor:
+            return self
+        pooled = copy.copy(self)
+        pooled.pool_factor = factor
+        pooled.fingerprint = pooled._compute_fingerprint()
+        return pooled
 
     @property
     def query_length(self) -> int:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.responses import JSONResponse
@@ -92,13 +92,25 @@ class ServiceSettings(BaseModel):
     api_key: SecretStr | None = None
     device: str | None = None
     batch_size: int = Field(default=16, ge=1)
+    backend: Literal["torch", "onnx"] = "torch"
+    quantize: Literal["int8"] | None = None
+    pool_factor: int | None = Field(default=None, ge=1, description="None: no pooling, or a store's own")
     limits: ServiceLimits = ServiceLimits()
 
     @model_validator(mode="after")
     def _one_store(self) -> ServiceSettings:
         if self.store is not None and self.qdrant_url is not None:
             raise ValueError("Give a store folder or a Qdrant URL, not both.")
+        if self.quantize is not None and self.backend != "onnx":
+            raise ValueError(f"quantize={self.quantize!r} needs backend='onnx' (the torch backend runs float weights).")
         return self
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """How the model is loaded; a pool factor left unset lets an opened store keep its own."""
+        kwargs: dict[str, Any] = {"device": self.device, "backend": self.backend, "quantize": self.quantize}
+        if self.pool_factor is not None:
+            kwargs["pool_factor"] = self.pool_factor
+        return kwargs
 
     def open(self) -> tuple[Reranker, BaseStore | None]:
         """Load the model and open the store (none unless a folder or a Qdrant URL is set).
@@ -107,15 +119,15 @@ class ServiceSettings(BaseModel):
         stored vectors came from.
         """
         if self.store is None and not (self.qdrant_url or os.environ.get(URL_ENV_VAR)):
-            return Reranker.from_pretrained(self.model, device=self.device, batch_size=self.batch_size), None
+            return Reranker.from_pretrained(self.model, batch_size=self.batch_size, **self.model_kwargs()), None
         store = open_store(
             store=self.store,
             qdrant_url=self.qdrant_url,
             collection=self.collection,
             api_key=self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None,
             model=self.model,
-            device=self.device,
             encode_batch_size=self.batch_size,
+            **self.model_kwargs(),
         )
         return Reranker(store.model, batch_size=self.batch_size), store
 

@@ -23,9 +23,15 @@ def default_cache_dir() -> Path:
 
 
 def model_key(model: ColBERT) -> str:
-    """What stored document vectors depend on: the weights, the document length (truncation) and the dtype."""
-    parts = f"{model_identity(model)}|{model.document_length}|{model.dtype}"
-    return hashlib.sha256(parts.encode()).hexdigest()[:16]
+    """What stored document vectors depend on: the weights, the document length (truncation), the dtype,
+    the runtime (torch or ONNX, fp32 or int8) and the pooling.
+
+    A store accepts queries from any runtime of its checkpoint, but an evaluation judges one
+    configuration, so int8 or pooled vectors must never be read back as fp32 unpooled ones.
+    """
+    parts = [model_identity(model), str(model.document_length), str(model.dtype)]
+    parts += [model.backend, model.quantize or "fp32", f"pool{model.pool_factor}"]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def store_folder(cache_dir: str | Path, dataset: str | Path, corpus_hash: str, model: ColBERT) -> Path:

@@ -46,6 +46,10 @@ def evaluate(
     device: str | None = None,
     encode_batch_size: int = 16,
     write_batch_size: int = 256,
+    backend: str | None = None,
+    quantize: str | None = None,
+    pool_factor: int | None = None,
+    onnx_cache_dir: str | os.PathLike[str] | None = None,
 ) -> EvalReport:
     """Judge MaxSim reranking on a BEIR-layout collection.
 
@@ -56,6 +60,10 @@ def evaluate(
     that ranking are then ordered by MaxSim over their stored vectors. Both rankings are scored
     with pytrec_eval. ``write_batch_size`` documents are encoded and written at a time; each written
     batch survives an interruption.
+
+    ``backend``, ``quantize``, ``pool_factor`` and ``onnx_cache_dir`` load the model as
+    :meth:`ColBERT.from_pretrained` does (a given :class:`ColBERT` carries its own). Each combination
+    keeps its own cached corpus vectors, and the report records which one was judged.
     """
     started = time.perf_counter()
     check_positive("top_k", top_k)
@@ -63,7 +71,9 @@ def evaluate(
     if first_stage not in FIRST_STAGES:
         raise InvalidInputError(f"first_stage is one of {', '.join(FIRST_STAGES)}; got {first_stage!r}.")
     collection = load_collection(dataset, split, max_queries)
-    encoder = model if isinstance(model, ColBERT) else ColBERT.from_pretrained(model, device=device)
+    encoder = _load_encoder(
+        model, device=device, backend=backend, quantize=quantize, pool_factor=pool_factor, onnx_cache_dir=onnx_cache_dir
+    )
     folder = store_folder(
         cache_dir if cache_dir is not None else default_cache_dir(), dataset, collection.corpus_hash, encoder
     )
@@ -76,6 +86,7 @@ def evaluate(
         first, reranked = _rank(store, collection.queries, first_stage, top_k, progress)
         query_seconds = time.perf_counter() - query_started
         model_name = store.schema.model
+        pooled_by = store.model.pool_factor
     rows = _query_results(collection.qrels, first, reranked)
     before = Metrics.from_mapping(mean_metrics({row.query_id: _plain(row.first_stage) for row in rows}))
     after = Metrics.from_mapping(mean_metrics({row.query_id: _plain(row.reranked) for row in rows}))
@@ -96,8 +107,24 @@ def evaluate(
         index_seconds=index_seconds,
         query_seconds=query_seconds,
         store=str(folder),
+        backend=encoder.backend,
+        quantize=encoder.quantize,
+        pool_factor=pooled_by,
         per_query=rows,
     )
+
+
+def _load_encoder(model: ColBERT | str | os.PathLike[str] | None, **options: object) -> ColBERT:
+    device = options.pop("device")
+    given = {name: value for name, value in options.items() if value is not None}
+    if not isinstance(model, ColBERT):
+        return ColBERT.from_pretrained(model, device=device, **given)  # type: ignore[arg-type]
+    if given:
+        raise InvalidInputError(
+            f"{', '.join(sorted(given))} apply when the model is loaded by name; the ColBERT given carries its own. "
+            "Pass them to ColBERT.from_pretrained instead."
+        )
+    return model
 
 
 def _index_corpus(store: EdgeStore, collection: JudgedCollection, batch_size: int, progress: bool) -> int:

@@ -72,6 +72,9 @@ class EvalReport(BaseModel):
     index_seconds: float
     query_seconds: float
     store: str = Field(description="the cached embedded store holding the corpus vectors")
+    backend: str = Field(default="torch", description="the encoder's runtime: torch or onnx")
+    quantize: str | None = Field(default=None, description="int8 when the ONNX weights were quantized")
+    pool_factor: int = Field(default=1, description="token pooling of the document vectors (1: none)")
     per_query: list[QueryResult] = Field(default_factory=list, exclude=True)
 
     def to_json(self) -> str:
@@ -93,7 +96,7 @@ class EvalReport(BaseModel):
         header = f"{'':<14}" + "".join(f"{name:>12}" for name in METRICS)
         lines = [
             f"{self.dataset} ({self.split}): {self.n_queries} judged queries, {self.corpus_size} documents",
-            f"model {self.model}; {self.first_stage_method} top {self.top_k} reranked by MaxSim",
+            f"model {self.model} ({self._encoder()}); {self.first_stage_method} top {self.top_k} reranked by MaxSim",
             header,
         ]
         for label, metrics in (("first stage", self.first_stage), ("reranked", self.reranked)):
@@ -104,6 +107,12 @@ class EvalReport(BaseModel):
             f"encoded; {self.query_seconds:.1f} s for the queries)"
         )
         return "\n".join(lines)
+
+    def _encoder(self) -> str:
+        parts = [self.backend, self.quantize or "fp32"]
+        if self.pool_factor > 1:
+            parts.append(f"pool factor {self.pool_factor}")
+        return ", ".join(parts)
 
 
 def per_query_path(path: str | Path) -> Path:

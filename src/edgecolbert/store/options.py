@@ -59,12 +59,43 @@ def resolve_store_model(
     """The model to encode with and the schema to use: the stored one, or a new one from the options."""
     options.check()
     if existing is not None:
-        encoder = _load(model if model is not None else existing.model, model_kwargs)
+        _check_pooling_kwarg(existing, model_kwargs, where)
+        encoder = _load(
+            model if model is not None else existing.model, {"pool_factor": existing.pool_factor, **model_kwargs}
+        )
         check_model(existing, encoder, where)
         _check_unchanged(existing, options, where)
-        return encoder, existing
+        return pooled_as_stored(existing, encoder, where), existing
     encoder = _load(model, model_kwargs)
     return encoder, new_schema(encoder, options, dense)
+
+
+def pooled_as_stored(schema: StoreSchema, encoder: ColBERT, where: str) -> ColBERT:
+    """The encoder, pooling new documents as the stored ones were, so a store never mixes poolings.
+
+    An encoder that asks for no pooling (the default) adopts the store's; one that asks for another
+    pool factor is refused, since it was evidently meant to change what gets stored. Queries are never
+    pooled, so searching is the same either way.
+    """
+    if encoder.pool_factor == schema.pool_factor:
+        return encoder
+    if encoder.pool_factor == 1:
+        return encoder.with_pool_factor(schema.pool_factor)
+    raise StoreError(_pooling_mismatch(schema, encoder.pool_factor, where))
+
+
+def _check_pooling_kwarg(schema: StoreSchema, model_kwargs: Mapping[str, Any], where: str) -> None:
+    asked = model_kwargs.get("pool_factor")
+    if asked is not None and asked != schema.pool_factor:
+        raise StoreError(_pooling_mismatch(schema, asked, where))
+
+
+def _pooling_mismatch(schema: StoreSchema, asked: object, where: str) -> str:
+    return (
+        f"{where} holds documents pooled with pool_factor={schema.pool_factor}; opened with pool_factor={asked!r} "
+        "it would store new documents pooled differently from the old ones. Leave pool_factor out (the store's "
+        "is used; queries are never pooled), or index into a new store to change it."
+    )
 
 
 def new_schema(encoder: ColBERT, options: StoreOptions, dense: Any, *, dense_name: str | None = DENSE) -> StoreSchema:
@@ -82,6 +113,7 @@ def new_schema(encoder: ColBERT, options: StoreOptions, dense: Any, *, dense_nam
         bm25_language=options.bm25_language,
         dense_name=dense_name if dense_size is not None else None,
         dense_size=dense_size,
+        pool_factor=encoder.pool_factor,
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgecolbert.encoder import ColBERT
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
@@ -61,17 +61,22 @@ class StoreSchema(BaseModel):
     bm25_language: str = "english"
     dense_name: str | None = None
     dense_size: int | None = None
+    # Token pooling of the stored document vectors; stores made before it was recorded are unpooled.
+    pool_factor: int = Field(default=1, ge=1)
     text_key: str = TEXT_KEY
     metadata_key: str = METADATA_KEY
     layout: Literal["edgecolbert", "langchain", "llama-index"] = "edgecolbert"
 
 
 def model_identity(model: ColBERT) -> str:
-    """A portable fingerprint of what document vectors depend on.
+    """A portable fingerprint of the checkpoint that document vectors come from.
 
     The encoder's own fingerprint holds paths and mtimes (right for an in-process cache); a store
     outlives the process and may move between machines, so this one hashes the projection weights
-    and the tail of the backbone weights instead.
+    and the tail of the backbone weights instead. It names the checkpoint, not how it is run: the
+    torch and ONNX backends, fp32 or int8, give the same identity, so a store indexed with one can
+    be searched with another (int8 moves scores by a few percent of fp32's). Pooling is recorded in
+    the schema's ``pool_factor`` instead.
     """
     digest = hashlib.sha256()
     spec = model.spec
