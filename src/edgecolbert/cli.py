@@ -16,6 +16,7 @@ from edgecolbert.index import DEFAULT_COLLECTION
 from edgecolbert.onnx_backend import BACKENDS, QUANTIZATIONS
 from edgecolbert.store.edge import DEFAULT_STORE_PATH
 from edgecolbert.store.qdrant import API_KEY_ENV_VAR, URL_ENV_VAR
+from edgecolbert.training.cli import add_train_command
 
 _DEFAULT_MODEL_HELP = f"the store's own model if it exists, else ${MODEL_ENV_VAR}, else {default_model_name()}"
 
@@ -119,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_model_options(evaluation, default_help=f"${MODEL_ENV_VAR}, else {default_model_name()}")
     evaluation.set_defaults(run=_run_eval)
+
+    add_train_command(commands)
     return parser
 
 

@@ -1,0 +1,16 @@
+"""Fine-tuning a late-interaction model on a user's own queries and documents."""
+
+from edgecolbert.training.examples import TrainingData, TrainingDataError, TrainingExample, load_training_data
+from edgecolbert.training.fine_tune import TrainingError, train
+from edgecolbert.training.settings import TrainReport, TrainSettings
+
+__all__ = [
+    "TrainReport",
+    "TrainSettings",
+    "TrainingData",
+    "TrainingDataError",
+    "TrainingError",
+    "TrainingExample",
+    "load_training_data",
+    "train",
+]
