@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -187,6 +188,37 @@ def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> 
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     spinning = onnx_backend.OnnxProjector(model.onnx.path, threads=1, spinning=True)
     assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    # A single short text (a query) runs on a spinning session for latency; batches stay on the blocking one.
+    latency = model.onnx.latency_session.get_session_options()
+    assert latency.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert latency.intra_op_num_threads == 1
+    blocking_only = onnx_backend.OnnxProjector(model.onnx.path, threads=1, latency_spinning=False)
+    assert blocking_only.latency_session is blocking_only.session
+
+
+def test_queries_and_batches_give_the_same_vectors_on_either_session(stanford_dir: Path, tmp_path: Path) -> None:
+    model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    texts = ["a short query", "another one about glaciers", "a third text"]
+    one_by_one = [model.encode_query(text) for text in texts]
+    batched = model.encode_queries(texts)
+    for single, row in zip(one_by_one, batched, strict=True):
+        np.testing.assert_allclose(single, row, atol=1e-6)
+    calls: list[str] = []
+    for name in ("session", "latency_session"):
+        session = getattr(model.onnx, name)
+        setattr(model.onnx, name, _Recording(session, name, calls))
+    model.encode_query("one query")
+    model.encode_queries(texts)
+    assert calls == ["latency_session", "session"]
+
+
+class _Recording:
+    def __init__(self, session: Any, name: str, calls: list[str]) -> None:
+        self.session, self.name, self.calls = session, name, calls
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(self.name)
+        return self.session.run(*args, **kwargs)
 
 
 def test_fingerprints_tell_backends_apart(stanford_dir: Path, tmp_path: Path) -> None:
