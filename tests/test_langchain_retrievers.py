@@ -57,9 +57,14 @@ def _as_hits(documents: list[Document]) -> list[tuple[str | None, float]]:
 def test_results_are_the_stores_search(store: Any, first_stage: str | None) -> None:
     retriever = EdgeColbertRetriever(store=store, k=6, prefetch_k=15, first_stage=first_stage)
     found = retriever.invoke(QUERY)
-    hits = store.search(QUERY, k=6, prefetch_k=15, first_stage=first_stage)
+    # The engine's hybrid prefetch fuses two rankings with RRF and breaks exact ties in no fixed order, so
+    # identical searches can differ at the prefetch boundary: the retriever must give one of the store's answers.
+    answers = [
+        [(hit.id, hit.score) for hit in store.search(QUERY, k=6, prefetch_k=15, first_stage=first_stage)]
+        for _ in range(5 if first_stage == "hybrid" else 1)
+    ]
     assert len(found) == 6
-    assert _as_hits(found) == [(hit.id, hit.score) for hit in hits]
+    assert _as_hits(found) in answers
     texts, ids, metadatas = corpus(N_DOCS)
     by_id = {doc_id: (text, meta) for text, doc_id, meta in zip(texts, ids, metadatas)}
     for doc in found:
