@@ -59,6 +59,18 @@ def test_lengths_beyond_the_backbone_are_rejected(edge: edgecolbert.ColBERT) -> 
 
 
 @requires_shared
+def test_one_query_equals_the_same_query_in_a_list(edge: edgecolbert.ColBERT, caplog: pytest.LogCaptureFixture) -> None:
+    for text in ["capital of France", "", "?!", "word " * 100]:
+        np.testing.assert_array_equal(edge.encode_query(text), edge.encode_queries([text])[0])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="edgecolbert"):
+        edge.encode_query("word " * 100)
+    assert ["1 of 1 queries exceed" in record.getMessage() for record in caplog.records] == [True]
+    with pytest.raises(TypeError, match="position 0"):
+        edge.encode_query(None)  # type: ignore[arg-type]
+
+
+@requires_shared
 def test_bad_encode_arguments(edge: edgecolbert.ColBERT) -> None:
     with pytest.raises(InvalidInputError, match="batch_size"):
         edge.encode_documents(TEXTS, batch_size=0)

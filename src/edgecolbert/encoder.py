@@ -260,8 +260,15 @@ class ColBERT:
         return MultiVectors.from_arrays(pool_documents(vectors, factor), dim=self.dim)
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One query's ``[n_tokens, dim]`` vectors."""
-        return self.encode_queries([text])[0]
+        """One query's ``[n_tokens, dim]`` vectors.
+
+        The same vectors as ``encode_queries([text])[0]``, without the batching and packing a
+        list needs: a search request encodes one query, and on 2 cores that bookkeeping was a
+        fifth of its time.
+        """
+        sequences = self._token_ids(check_texts([text]), "query", None)
+        kept, _ = self._forward(self.tokenizer.pad(sequences, "query"))
+        return kept
 
     def _encode(
         self,
@@ -277,19 +284,7 @@ class ColBERT:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if not texts:
             return MultiVectors.from_arrays([], dim=self.dim)
-        sequences, truncated = self.tokenizer.token_ids(texts, kind)
-        if truncated and on_truncation is not None:
-            on_truncation(truncated)
-        elif truncated:
-            limit = self.query_length if kind == "query" else self.document_length
-            logger.warning(
-                "%d of %d %s exceed %d tokens and were truncated; pass a larger %s_length to keep them whole.",
-                truncated,
-                len(texts),
-                "queries" if kind == "query" else "documents",
-                limit,
-                kind,
-            )
+        sequences = self._token_ids(texts, kind, on_truncation)
         # Similar lengths in a batch waste less compute on padding; the input order is restored below.
         order = np.argsort([-len(ids) for ids in sequences], kind="stable")
         per_text: list[np.ndarray] = [np.empty((0, self.dim), dtype=np.float32)] * len(texts)
@@ -303,6 +298,23 @@ class ColBERT:
             for position, row in enumerate(rows):
                 per_text[row] = kept[bounds[position] : bounds[position + 1]]
         return MultiVectors.from_arrays(per_text, dim=self.dim)
+
+    def _token_ids(self, texts: list[str], kind: Kind, on_truncation: Callable[[int], None] | None) -> list[list[int]]:
+        """Token ids per text; truncation goes to ``on_truncation`` when given, else to the log."""
+        sequences, truncated = self.tokenizer.token_ids(texts, kind)
+        if truncated and on_truncation is not None:
+            on_truncation(truncated)
+        elif truncated:
+            limit = self.query_length if kind == "query" else self.document_length
+            logger.warning(
+                "%d of %d %s exceed %d tokens and were truncated; pass a larger %s_length to keep them whole.",
+                truncated,
+                len(texts),
+                "queries" if kind == "query" else "documents",
+                limit,
+                kind,
+            )
+        return sequences
 
     def _forward(self, batch: TokenizedBatch) -> tuple[np.ndarray, np.ndarray]:
         """Kept, normalised vectors of a batch packed row by row, and how many each row kept."""

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecolbert import onnx_modernbert
 from edgecolbert.checkpoint import CheckpointSpec
 from edgecolbert.errors import EdgeColbertError, InvalidInputError, MissingDependencyError
 
@@ -36,7 +37,7 @@ QUANTIZATIONS: tuple[str, ...] = ("int8",)
 
 CACHE_ENV_VAR = "EDGECOLBERT_CACHE"
 # Raised whenever the exported graph would change for the same weights, so old exports are not reused.
-_EXPORT_RECIPE = "onnx-v1-opset17"
+_EXPORT_RECIPE = "onnx-v2-opset17"
 # Up to this many tokens, one text runs on the latency session (queries are 32 to 64 tokens long).
 LATENCY_MAX_TOKENS = 128
 _OPSET = 17
@@ -105,6 +106,13 @@ class ProjectedBackbone(nn.Module):
         return self.projection(hidden)
 
 
+def export_module(backbone: nn.Module, projection: nn.Module) -> nn.Module:
+    """What gets exported: ModernBERT with ONNX Runtime's fused attention where it applies, else the plain trace."""
+    if onnx_modernbert.supports(backbone):
+        return onnx_modernbert.FusedModernBert(backbone, projection)
+    return ProjectedBackbone(backbone, projection)
+
+
 def load_projector(
     spec: CheckpointSpec,
     quantize: str | None,
@@ -144,7 +152,7 @@ def _cached_file(
     if not fp32.is_file():
         backbone, projection = load_torch()
         logger.info("Exporting %s to ONNX in %s (once; later loads reuse it)", spec.path, folder)
-        _atomic_write(fp32, lambda target: export_onnx(ProjectedBackbone(backbone, projection), target))
+        _atomic_write(fp32, lambda target: export_onnx(export_module(backbone, projection), target))
     if quantize is None:
         return fp32
     if not int8.is_file():
@@ -191,6 +199,7 @@ def export_onnx(module: nn.Module, target: Path) -> None:
                 dynamic_axes={"input_ids": axes, "attention_mask": axes, "vectors": axes},
                 opset_version=_OPSET,
                 do_constant_folding=True,
+                custom_opsets=onnx_modernbert.CONTRIB_OPSETS,
             )
     except Exception as exc:  # the exporter raises many types for unsupported operators
         raise OnnxExportError(
