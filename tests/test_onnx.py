@@ -105,6 +105,20 @@ def test_minilm_layout_matches_torch_and_int8_stays_close(tmp_path: Path) -> Non
     np.testing.assert_array_equal(approx.argmax(axis=1), reference.argmax(axis=1))
 
 
+def test_bert_int8_keeps_each_feed_forward_output_float(stanford_dir: Path, tmp_path: Path) -> None:
+    import onnx
+
+    int8 = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path / "cache")
+    assert int8.onnx is not None
+    nodes = onnx.load(str(int8.onnx.path)).graph.node
+    layers = len(ColBERT.from_pretrained(stanford_dir, device="cpu").backbone.encoder.layer)
+    float_outputs = [n.name for n in nodes if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul")]
+    expected = [f"/backbone/encoder/layer.{index}/output/dense/MatMul" for index in range(layers)]
+    assert [name for name in float_outputs if "attention" not in name] == expected
+    quantized = [n.name for n in nodes if n.op_type == "MatMulInteger"]
+    assert sum("intermediate/dense" in name for name in quantized) == layers
+
+
 def test_second_load_reuses_the_export(stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     first = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=cache)

@@ -124,8 +124,9 @@ def test_int8_quantizes_the_split_projections_as_closely_as_the_plain_trace(tmp_
         int8 = tmp_path / f"{name}.int8.onnx"
         onnx_backend.quantize_int8(_export(module, tmp_path / f"{name}.onnx"), int8)
         products = [node for node in onnx.load(str(int8)).graph.node if node.op_type == "MatMulInteger"]
-        # Fused, per layer: q, k, v, attention output, GLU input and gate, MLP output; then the projection.
-        assert len(products) == (3 * 7 + 1 if name == "fused" else 3 * 4 + 1)
+        # Per layer, fused: q, k, v, attention output, GLU input and gate; plain: QKV, attention
+        # output, GLU input; then the projection. The feed-forward output products stay float.
+        assert len(products) == (3 * 6 + 1 if name == "fused" else 3 * 3 + 1)
         medians[name] = float(np.median(_cosines(_real_tokens(_run(int8)), expected)))
     assert medians["fused"] > 0.95
     assert medians["fused"] >= medians["plain"] - 0.01
@@ -158,3 +159,14 @@ def test_rotary_scaling_it_cannot_reproduce_keeps_the_plain_trace() -> None:
     assert isinstance(onnx_backend.export_module(backbone, nn.Linear(64, 16)), onnx_backend.ProjectedBackbone)
     with pytest.raises(ValueError, match="static rotary"):
         onnx_modernbert.FusedModernBert(backbone, nn.Linear(64, 16))
+
+
+def test_feed_forward_outputs_are_the_products_left_float(tmp_path: Path) -> None:
+    backbone, projection = _backbone(), nn.Linear(64, 16)
+    path = _export(onnx_backend.export_module(backbone, projection), tmp_path / "model.onnx")
+    kept = onnx_backend.feed_forward_outputs(onnx.load(str(path)).graph)
+    assert kept == [f"/layers.{index}/mlp_out/MatMul" for index in range(3)]
+    int8 = tmp_path / "model.int8.onnx"
+    onnx_backend.quantize_int8(path, int8)
+    float_products = {node.name for node in onnx.load(str(int8)).graph.node if node.op_type == "MatMul"}
+    assert set(kept) <= float_products

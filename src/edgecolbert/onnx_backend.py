@@ -37,7 +37,7 @@ QUANTIZATIONS: tuple[str, ...] = ("int8",)
 
 CACHE_ENV_VAR = "EDGECOLBERT_CACHE"
 # Raised whenever the exported graph would change for the same weights, so old exports are not reused.
-_EXPORT_RECIPE = "onnx-v2-opset17"
+_EXPORT_RECIPE = "onnx-v3-opset17"
 # Up to this many tokens, one text runs on the latency session (queries are 32 to 64 tokens long).
 LATENCY_MAX_TOKENS = 128
 _OPSET = 17
@@ -199,7 +199,9 @@ def export_onnx(module: nn.Module, target: Path) -> None:
                 dynamic_axes={"input_ids": axes, "attention_mask": axes, "vectors": axes},
                 opset_version=_OPSET,
                 do_constant_folding=True,
-                custom_opsets=onnx_modernbert.CONTRIB_OPSETS,
+                custom_opsets=onnx_modernbert.CONTRIB_OPSETS
+                if isinstance(module, onnx_modernbert.FusedModernBert)
+                else None,
             )
     except Exception as exc:  # the exporter raises many types for unsupported operators
         raise OnnxExportError(
@@ -208,24 +210,52 @@ def export_onnx(module: nn.Module, target: Path) -> None:
 
 
 def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantization of the matrix products, per output channel.
+    """Dynamic int8 quantization of the matrix products, per output channel, all but the feed-forward outputs.
 
     Only MatMul weights are quantized, one scale per output channel: quantizing the embedding
     tables (Gather) as well measured no faster here, and per-tensor scales no faster or closer.
+    Each product's input is quantized with one scale for the whole batch, which the few huge values
+    that transformer feed-forward activations carry stretch for every other value; the products
+    that read those activations (:func:`feed_forward_outputs`) stay float. On SciFact with real
+    all-MiniLM-L6-v2 weights that took the mean MaxSim score error from 1.6% to 1.2% and kept 94.7%
+    of the fp32 top 10 instead of 93.5%; those products are a sixth of the 17m shape's multiply-adds.
     """
     try:
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise MissingDependencyError(
             "quantize='int8' needs the onnx package beside onnxruntime: pip install 'edgecolbert[onnx]'."
         ) from exc
     try:
+        keep_float = feed_forward_outputs(onnx.load(str(source), load_external_data=False).graph)
         with _quantizer_logs_quiet():
             quantize_dynamic(
-                str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+                str(source),
+                str(target),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=keep_float,
             )
     except Exception as exc:  # the quantizer raises many types for graphs it cannot handle
         raise OnnxExportError(f"Quantizing {source} to int8 failed: {exc}. Use quantize=None.") from exc
+
+
+def feed_forward_outputs(graph: Any) -> list[str]:
+    """Names of the weight products whose input a Mul makes: GELU's last step, or GELU times the GLU gate.
+
+    In the exported encoders that is exactly each layer's feed-forward output product.
+    """
+    producers = {output: node for node in graph.node for output in node.output}
+    weights = {initializer.name for initializer in graph.initializer}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul"
+        and node.input[1] in weights
+        and getattr(producers.get(node.input[0]), "op_type", None) == "Mul"
+    ]
 
 
 @contextmanager
