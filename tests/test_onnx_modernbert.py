@@ -16,6 +16,11 @@ onnx = pytest.importorskip("onnx", reason="the ONNX backend needs onnx and onnxr
 ort = pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (the 'onnx' extra)")
 from transformers import ModernBertConfig, ModernBertModel
 
+fused_kernels = pytest.mark.skipif(
+    not onnx_modernbert.kernels_available(),
+    reason=f"the fused kernels need onnxruntime >= {'.'.join(map(str, onnx_modernbert.MIN_ONNXRUNTIME))}",
+)
+
 # Three layers: the first and last global, the middle one local (16 tokens either side).
 WINDOW = 32
 LENGTH = 90
@@ -98,6 +103,7 @@ def test_rewritten_forward_equals_the_transformers_one() -> None:
     assert _relative(_real_tokens(got), _real_tokens(expected)) < 1e-5
 
 
+@fused_kernels
 def test_exported_graph_runs_the_fused_kernels_and_matches_torch(tmp_path: Path) -> None:
     backbone, projection = _backbone(), nn.Linear(64, 16)
     expected = _reference(backbone, projection)
@@ -113,6 +119,7 @@ def _cosines(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.sum(got * expected, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
 
 
+@fused_kernels
 def test_int8_quantizes_the_split_projections_as_closely_as_the_plain_trace(tmp_path: Path) -> None:
     backbone, projection = _backbone(), nn.Linear(64, 16)
     expected = _real_tokens(_reference(backbone, projection))
@@ -151,6 +158,7 @@ def test_other_backbones_keep_the_plain_trace(tmp_path: Path) -> None:
     assert isinstance(module, onnx_backend.ProjectedBackbone)
 
 
+@fused_kernels
 def test_rotary_scaling_it_cannot_reproduce_keeps_the_plain_trace() -> None:
     backbone = _backbone()
     assert onnx_modernbert.supports(backbone)
@@ -161,6 +169,7 @@ def test_rotary_scaling_it_cannot_reproduce_keeps_the_plain_trace() -> None:
         onnx_modernbert.FusedModernBert(backbone, nn.Linear(64, 16))
 
 
+@fused_kernels
 def test_feed_forward_outputs_are_the_products_left_float(tmp_path: Path) -> None:
     backbone, projection = _backbone(), nn.Linear(64, 16)
     path = _export(onnx_backend.export_module(backbone, projection), tmp_path / "model.onnx")
@@ -170,3 +179,12 @@ def test_feed_forward_outputs_are_the_products_left_float(tmp_path: Path) -> Non
     onnx_backend.quantize_int8(path, int8)
     float_products = {node.name for node in onnx.load(str(int8)).graph.node if node.op_type == "MatMul"}
     assert set(kept) <= float_products
+
+
+def test_an_onnxruntime_with_faulty_kernels_gets_the_plain_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    backbone = _backbone()
+    monkeypatch.setattr(ort, "__version__", "1.21.1")
+    assert not onnx_modernbert.kernels_available()
+    assert isinstance(onnx_backend.export_module(backbone, nn.Linear(64, 16)), onnx_backend.ProjectedBackbone)
+    monkeypatch.setattr(ort, "__version__", "1.22.0")
+    assert isinstance(onnx_backend.export_module(backbone, nn.Linear(64, 16)), onnx_modernbert.FusedModernBert)

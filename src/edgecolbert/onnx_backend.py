@@ -89,7 +89,9 @@ def export_key(spec: CheckpointSpec) -> str:
     """
     weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
     stamps = [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
-    parts = [_EXPORT_RECIPE, str(spec.path), spec.layout, *stamps]
+    # An older ONNX Runtime gets the plain trace (see onnx_modernbert), so it must not share files.
+    recipe = _EXPORT_RECIPE if onnx_modernbert.kernels_available() else f"{_EXPORT_RECIPE}-plain"
+    parts = [recipe, str(spec.path), spec.layout, *stamps]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -299,9 +301,10 @@ class OnnxProjector:
 
     One short text at a time (a query) runs on a second session whose workers spin: between the
     graph's many small operators a blocked worker takes longer to wake than the operator takes to
-    run. On 2 quiet cores (17m shape, int8) a query took a median 2.6 ms spinning against 5.6 ms
-    blocking; under heavy load from other processes spinning was slower, so ``latency_spinning=False``
-    turns it off. Batches keep the blocking session (see :func:`make_session`).
+    run. On 2 cores (17m shape, int8, one SciFact query at a time) a query's graph took a median
+    1.2-1.5 ms spinning against 2.3-2.5 ms blocking, and one thread took 1.9-2.4 ms either way;
+    under heavy load from other processes spinning was slower, so ``latency_spinning=False`` turns
+    it off. Batches keep the blocking session (see :func:`make_session`).
     """
 
     def __init__(

@@ -26,7 +26,30 @@ CONTRIB_OPSETS = {"com.microsoft": 1}
 _MASKED = -1e9
 
 
+# Older CPU kernels accept the one bias per query row that all heads share but compute wrong
+# results with it (1.20 and 1.21 were checked: vectors off by the full scale).
+MIN_ONNXRUNTIME = (1, 22)
+
+
+def kernels_available() -> bool:
+    """Whether the installed ONNX Runtime runs the fused graph correctly."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    release = []
+    for part in onnxruntime.__version__.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        release.append(int(digits) if digits else 0)
+    return tuple(release) >= MIN_ONNXRUNTIME
+
+
 def supports(backbone: nn.Module) -> bool:
+    """Whether ``backbone`` should be exported fused: the kernels are sound and it can be rewritten."""
+    return kernels_available() and reproducible(backbone)
+
+
+def reproducible(backbone: nn.Module) -> bool:
     """Whether ``backbone`` is a ModernBERT this rewrite reproduces (static rotary frequencies)."""
     config = getattr(backbone, "config", None)
     if getattr(config, "model_type", None) != "modernbert":
@@ -149,7 +172,7 @@ class FusedModernBert(nn.Module):
 
     def __init__(self, backbone: nn.Module, projection: nn.Module) -> None:
         super().__init__()
-        if not supports(backbone):
+        if not reproducible(backbone):
             raise ValueError("FusedModernBert needs a ModernBERT backbone with static rotary frequencies.")
         config = backbone.config
         self.embeddings = backbone.embeddings
