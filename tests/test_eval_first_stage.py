@@ -40,9 +40,15 @@ def test_search_reranks_exactly_the_first_stage_candidates(store) -> None:  # ty
     for first_stage in ("bm25", "dense", "hybrid"):
         candidates = store.search_first_stage("rivers seen in year 7", k=9, first_stage=first_stage)
         reranked = store.search("rivers seen in year 7", k=9, prefetch_k=9, first_stage=first_stage)
-        assert len(candidates) == 9
-        assert {hit.id for hit in reranked} == {hit.id for hit in candidates}, first_stage
-        by_rerank = store.rerank("rivers seen in year 7", [hit.id for hit in candidates])
+        assert len(candidates) == 9 and len(reranked) == 9
+        left_out = [hit for hit in candidates if hit.id not in {hit.id for hit in reranked}]
+        if first_stage == "hybrid":
+            # Fused ranks can tie at the cut, and the engine breaks such ties in no fixed order:
+            # only a candidate tied with the last one may be swapped for another.
+            assert all(hit.score == pytest.approx(candidates[-1].score) for hit in left_out), left_out
+        else:
+            assert not left_out, first_stage
+        by_rerank = store.rerank("rivers seen in year 7", [hit.id for hit in reranked])
         assert [hit.id for hit in by_rerank] == [hit.id for hit in reranked]
 
 
