@@ -66,10 +66,10 @@ def reproducible(backbone: nn.Module) -> bool:
 
 
 def _optional_none(graph: Any) -> Any:
-    """An omitted optional input in the exported node."""
-    from torch.onnx._internal.torchscript_exporter.symbolic_helper import _optional_input_placeholder_tensor
-
-    return _optional_input_placeholder_tensor(graph)
+    """An omitted optional input in the exported node (the exporter writes it as an empty name)."""
+    placeholder = graph.op("prim::Constant")
+    placeholder.setType(torch._C.OptionalType.ofTensor())
+    return placeholder
 
 
 class _RotaryEmbedding(torch.autograd.Function):
