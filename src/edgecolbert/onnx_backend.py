@@ -230,10 +230,12 @@ def quantize_int8(source: Path, target: Path) -> None:
             "quantize='int8' needs the onnx package beside onnxruntime: pip install 'edgecolbert[onnx]'."
         ) from exc
     try:
-        keep_float = feed_forward_outputs(onnx.load(str(source), load_external_data=False).graph)
+        model = onnx.load(str(source))
+        keep_float = feed_forward_outputs(model.graph)
         with _quantizer_logs_quiet():
+            # The graph loaded above, so the file is read once.
             quantize_dynamic(
-                str(source),
+                model,
                 str(target),
                 weight_type=QuantType.QInt8,
                 per_channel=True,

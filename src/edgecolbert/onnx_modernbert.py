@@ -181,8 +181,9 @@ class FusedModernBert(nn.Module):
         self.projection = projection
         self.heads = int(config.num_attention_heads)
         self.window = int(config.sliding_window)
+        self.attention_types = sorted({layer.attention_type for layer in self.layers})
         positions = torch.arange(int(config.max_position_embeddings), dtype=torch.float32)
-        for layer_type in sorted({layer.attention_type for layer in self.layers}):
+        for layer_type in self.attention_types:
             inv_freq = getattr(backbone.rotary_emb, f"{layer_type}_inv_freq").float()
             scaling = float(getattr(backbone.rotary_emb, f"{layer_type}_attention_scaling"))
             angles = positions[:, None] * inv_freq[None, :]
@@ -209,6 +210,4 @@ class FusedModernBert(nn.Module):
         zero = torch.zeros((), dtype=dtype)
         masked = torch.full((), _MASKED, dtype=dtype)
         allowed = {"full_attention": keys, "sliding_attention": keys & near}
-        return {
-            kind: torch.where(allowed[kind], zero, masked) for kind in {layer.attention_type for layer in self.layers}
-        }
+        return {kind: torch.where(allowed[kind], zero, masked) for kind in self.attention_types}
