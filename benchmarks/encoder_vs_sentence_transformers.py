@@ -5,12 +5,13 @@ mxbai-edge-colbert-v0 shape (speed does not depend on weights) three ways, in on
 machine:
 
   ours     edgecolbert.ColBERT.encode_documents
+  compiled the same with compile=True (--compile; its first pass, which compiles, is untimed)
   st       sentence_transformers.MultiVectorEncoder.encode_document
   ceiling  the bare backbone forward on the same length-sorted batches, tokenized beforehand
 
 then checks that ours and sentence-transformers produce the same vectors and MaxSim scores.
 
-    python benchmarks/encoder_vs_sentence_transformers.py --docs 300 --threads 2 --json out.json
+    python benchmarks/encoder_vs_sentence_transformers.py --docs 300 --threads 2 [--compile] --json out.json
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per contender (default 3)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--queries", type=int, default=50, help="SciFact test queries for parity (default 50)")
+    parser.add_argument("--compile", action="store_true", help="add edgecolbert with compile=True as a contender")
     parser.add_argument("--json", type=Path, help="also write the report here")
     return parser.parse_args(argv)
 
@@ -242,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         "st": encode_st(st_model, docs, args.batch_size),
         "ceiling": backbone_only(model, docs, args.batch_size),
     }
+    if args.compile:
+        compiled = ColBERT.from_pretrained(path, device="cpu", compile=True)
+        runs["compiled"] = encode_ours(compiled, docs, args.batch_size)
     with ForeignCpu() as foreign:
         speed = summarize(measure(runs, len(docs), args.repeats))
     report = {

@@ -1,4 +1,4 @@
-"""The fast-path model options of every command: --backend, --quantize and --pool-factor."""
+"""The fast-path model options of every command: --backend, --quantize, --pool-factor and --compile."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ def test_rerank_with_int8_and_pooling(model_dir: Path, capsys: pytest.CaptureFix
         (["--backend", "torch", "--quantize", "int8"], "--quantize int8 needs --backend onnx"),
         (["--pool-factor", "0"], "--pool-factor must be a positive integer"),
         (["--backend", "onnx", "--device", "cuda"], "runs on the CPU"),
+        (["--backend", "onnx", "--compile"], "--compile compiles the torch backend"),
     ],
 )
 def test_bad_combinations_exit_2_with_one_line(

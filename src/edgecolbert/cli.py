@@ -154,6 +154,12 @@ def _add_model_options(
     parser.add_argument(
         "--quantize", choices=QUANTIZATIONS, default=None, help="int8: dynamic int8 weights (with --backend onnx)"
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the torch backbone with TorchInductor: faster bulk encoding after a first batch that "
+        "takes tens of seconds (needs a C++ compiler on the CPU)",
+    )
     if encodes_documents:
         parser.add_argument(
             "--pool-factor",
@@ -173,10 +179,17 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidInputError(
             f"--quantize {args.quantize} needs --backend onnx (the torch backend runs float weights)."
         )
+    if args.compile and args.backend == "onnx":
+        raise InvalidInputError("--compile compiles the torch backend; drop it with --backend onnx.")
     pool_factor = getattr(args, "pool_factor", None)
     if pool_factor is not None and pool_factor < 1:
         raise InvalidInputError(f"--pool-factor must be a positive integer (1 turns pooling off); got {pool_factor}.")
-    given = {"backend": args.backend, "quantize": args.quantize, "pool_factor": pool_factor}
+    given = {
+        "backend": args.backend,
+        "quantize": args.quantize,
+        "pool_factor": pool_factor,
+        "compile": args.compile or None,
+    }
     return {"device": args.device, **{name: value for name, value in given.items() if value is not None}}
 
 

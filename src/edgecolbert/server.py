@@ -94,6 +94,7 @@ class ServiceSettings(BaseModel):
     batch_size: int = Field(default=16, ge=1)
     backend: Literal["torch", "onnx"] = "torch"
     quantize: Literal["int8"] | None = None
+    compile: bool = Field(default=False, description="compile the torch backbone with TorchInductor")
     pool_factor: int | None = Field(default=None, ge=1, description="None: no pooling, or a store's own")
     limits: ServiceLimits = ServiceLimits()
 
@@ -103,6 +104,8 @@ class ServiceSettings(BaseModel):
             raise ValueError("Give a store folder or a Qdrant URL, not both.")
         if self.quantize is not None and self.backend != "onnx":
             raise ValueError(f"quantize={self.quantize!r} needs backend='onnx' (the torch backend runs float weights).")
+        if self.compile and self.backend != "torch":
+            raise ValueError("compile=True compiles the torch backend; drop it with backend='onnx'.")
         return self
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -110,6 +113,8 @@ class ServiceSettings(BaseModel):
         kwargs: dict[str, Any] = {"device": self.device, "backend": self.backend, "quantize": self.quantize}
         if self.pool_factor is not None:
             kwargs["pool_factor"] = self.pool_factor
+        if self.compile:
+            kwargs["compile"] = True
         return kwargs
 
     def open(self) -> tuple[Reranker, BaseStore | None]:

@@ -50,6 +50,7 @@ def evaluate(
     quantize: str | None = None,
     pool_factor: int | None = None,
     onnx_cache_dir: str | os.PathLike[str] | None = None,
+    compile: bool | None = None,
 ) -> EvalReport:
     """Judge MaxSim reranking on a BEIR-layout collection.
 
@@ -61,7 +62,7 @@ def evaluate(
     with pytrec_eval. ``write_batch_size`` documents are encoded and written at a time; each written
     batch survives an interruption.
 
-    ``backend``, ``quantize``, ``pool_factor`` and ``onnx_cache_dir`` load the model as
+    ``backend``, ``quantize``, ``pool_factor``, ``onnx_cache_dir`` and ``compile`` load the model as
     :meth:`ColBERT.from_pretrained` does (a given :class:`ColBERT` carries its own). Each combination
     keeps its own cached corpus vectors, and the report records which one was judged.
     """
@@ -72,7 +73,13 @@ def evaluate(
         raise InvalidInputError(f"first_stage is one of {', '.join(FIRST_STAGES)}; got {first_stage!r}.")
     collection = load_collection(dataset, split, max_queries)
     encoder = _load_encoder(
-        model, device=device, backend=backend, quantize=quantize, pool_factor=pool_factor, onnx_cache_dir=onnx_cache_dir
+        model,
+        device=device,
+        backend=backend,
+        quantize=quantize,
+        pool_factor=pool_factor,
+        onnx_cache_dir=onnx_cache_dir,
+        compile=compile,
     )
     folder = store_folder(
         cache_dir if cache_dir is not None else default_cache_dir(), dataset, collection.corpus_hash, encoder

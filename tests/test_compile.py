@@ -1,0 +1,151 @@
+"""compile=True: the TorchInductor-compiled backbone gives the eager vectors, and fails soft or early."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from checkpoints import build_edge_checkpoint, build_stanford_checkpoint, requires_minilm, requires_shared
+from edgecolbert import ColBERT, InvalidInputError, MultiVectors, compilation, server
+from edgecolbert.cli import main
+from edgecolbert.errors import InvalidTypeError, MissingDependencyError
+from edgecolbert.server import ServiceSettings
+
+needs_compiler = pytest.mark.skipif(
+    compilation.find_cpp_compiler() is None, reason="TorchInductor needs a C++ compiler (g++ or clang++) on the CPU"
+)
+
+QUERIES = ["rivers and mountains", "what do cats eat?", "a"]
+DOCUMENTS = [
+    "a short note about cats and dogs",
+    "rivers run down from the mountains to the sea",
+    " ".join(f"word{i} about rivers, mountains and valleys" for i in range(30)),
+    "!!! ,,, ...",
+    "",
+    "the last one, alone in its batch of one",
+]
+
+
+@pytest.fixture(scope="module")
+def stanford_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_stanford_checkpoint(tmp_path_factory.mktemp("stanford"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_compiler_state() -> Iterator[None]:
+    # Compiled graphs are cached per process; each test compiles under its own settings.
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()
+
+
+def _assert_same_vectors(got: MultiVectors, expected: MultiVectors) -> None:
+    np.testing.assert_array_equal(got.lengths, expected.lengths)
+    np.testing.assert_allclose(got.data, expected.data, atol=1e-5)
+
+
+def _assert_matches_eager(folder: Path) -> ColBERT:
+    eager = ColBERT.from_pretrained(folder, device="cpu")
+    compiled = ColBERT.from_pretrained(folder, device="cpu", compile=True)
+    assert compiled.compiled is not None and "compile=True" in repr(compiled)
+    # Batches of 4 and then 2 documents run compiled; the batch of 1 and the single query run eager.
+    _assert_same_vectors(
+        compiled.encode_documents(DOCUMENTS, batch_size=4), eager.encode_documents(DOCUMENTS, batch_size=4)
+    )
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1, "the batches ran through the compiled backbone"
+    _assert_same_vectors(
+        compiled.encode_documents(DOCUMENTS, batch_size=5), eager.encode_documents(DOCUMENTS, batch_size=5)
+    )
+    _assert_same_vectors(compiled.encode_queries(QUERIES), eager.encode_queries(QUERIES))
+    np.testing.assert_allclose(compiled.encode_query(QUERIES[0]), eager.encode_query(QUERIES[0]), atol=1e-5)
+    assert compiled.compiled.active, "the graph compiled and stayed in use"
+    # Other batch sizes and lengths reuse the graphs built for the first ones, and single texts run
+    # eager, so nothing was compiled a second time.
+    assert counters["stats"]["unique_graphs"] == graphs
+    # Compiling changes float rounding only, so stores and caches treat both as the same encoder.
+    assert compiled.fingerprint == eager.fingerprint
+    return compiled
+
+
+@needs_compiler
+@requires_minilm
+def test_bert_backbone_compiled_matches_eager(stanford_dir: Path) -> None:
+    _assert_matches_eager(stanford_dir)
+
+
+@needs_compiler
+@requires_shared
+def test_modernbert_backbone_compiled_matches_eager(tmp_path: Path) -> None:
+    # Three layers keep both attention types: global, local (sliding window), global.
+    _assert_matches_eager(build_edge_checkpoint(tmp_path / "edge", num_hidden_layers=3))
+
+
+@needs_compiler
+@requires_minilm
+def test_broken_toolchain_falls_back_to_eager(
+    stanford_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("/nonexistent/c++",))
+    eager = ColBERT.from_pretrained(stanford_dir, device="cpu")
+    compiled = ColBERT.from_pretrained(stanford_dir, device="cpu", compile=True)
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.compilation"):
+        got = compiled.encode_documents(DOCUMENTS, batch_size=4)
+        again = compiled.encode_documents(DOCUMENTS, batch_size=4)
+    assert compiled.compiled is not None and not compiled.compiled.active
+    warnings = [record for record in caplog.records if "could not compile" in record.getMessage()]
+    assert len(warnings) == 1, "the failure is logged once, not per batch"
+    expected = eager.encode_documents(DOCUMENTS, batch_size=4)
+    _assert_same_vectors(got, expected)
+    _assert_same_vectors(again, expected)
+
+
+def test_compile_without_a_cpp_compiler_fails_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(compilation.shutil, "which", lambda name: None)
+    # The folder does not exist: the compiler is checked first, so that is not what is reported.
+    with pytest.raises(MissingDependencyError, match="C\\+\\+ compiler"):
+        ColBERT.from_pretrained("/nonexistent/checkpoint", device="cpu", compile=True)
+
+
+def test_cxx_names_the_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    compiler = tmp_path / "my-c++"
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    assert compilation.find_cpp_compiler() == str(compiler)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"compile": True, "backend": "onnx"}, InvalidInputError, "compiles the torch backend"),
+        ({"compile": "yes"}, InvalidTypeError, "compile must be True or False"),
+    ],
+)
+def test_bad_compile_arguments(kwargs: dict, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        ColBERT.from_pretrained("/nonexistent/checkpoint", device="cpu", **kwargs)
+
+
+def test_service_settings_pass_compile_to_the_model() -> None:
+    assert ServiceSettings(compile=True).model_kwargs()["compile"] is True
+    assert "compile" not in ServiceSettings().model_kwargs()
+    with pytest.raises(ValueError, match="compiles the torch backend"):
+        ServiceSettings(compile=True, backend="onnx")
+
+
+def test_serve_flag_reaches_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[ServiceSettings] = []
+    monkeypatch.setattr(server, "create_app", lambda settings: served.append(settings) or settings)
+    monkeypatch.setattr(server, "serve", lambda app, host, port, log_level: None)
+    assert main(["serve", "--model", "/nonexistent/checkpoint", "--compile"]) == 0
+    (settings,) = served
+    assert settings.compile and settings.model_kwargs()["compile"] is True
