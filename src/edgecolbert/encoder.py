@@ -154,8 +154,8 @@ class ColBERT:
         to about 1/``pool_factor`` of them (see :mod:`edgecolbert.pooling`); queries are never pooled.
 
         ``compile=True`` compiles the torch backbone with TorchInductor (see
-        :mod:`edgecolbert.compilation`): about 1.2x the documents/s on 2 CPU cores, after a first
-        batch that takes tens of seconds to compile. It needs a C++ compiler on the CPU.
+        :mod:`edgecolbert.compilation`): 1.1-1.2x the documents/s on 2 CPU cores in most runs, after
+        a first batch that takes tens of seconds to compile. It needs a C++ compiler on the CPU.
         """
         check_backend(backend, quantize)
         pool_factor = check_pool_factor(pool_factor)

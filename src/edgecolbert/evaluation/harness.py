@@ -64,7 +64,8 @@ def evaluate(
 
     ``backend``, ``quantize``, ``pool_factor``, ``onnx_cache_dir`` and ``compile`` load the model as
     :meth:`ColBERT.from_pretrained` does (a given :class:`ColBERT` carries its own). Each combination
-    keeps its own cached corpus vectors, and the report records which one was judged.
+    keeps its own cached corpus vectors, and the report records which one was judged; ``compile``
+    changes only the speed, so it shares the uncompiled model's cache.
     """
     started = time.perf_counter()
     check_positive("top_k", top_k)
