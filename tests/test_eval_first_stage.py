@@ -41,7 +41,8 @@ def test_search_reranks_exactly_the_first_stage_candidates(store) -> None:  # ty
         candidates = store.search_first_stage("rivers seen in year 7", k=9, first_stage=first_stage)
         reranked = store.search("rivers seen in year 7", k=9, prefetch_k=9, first_stage=first_stage)
         assert len(candidates) == 9 and len(reranked) == 9
-        left_out = [hit for hit in candidates if hit.id not in {hit.id for hit in reranked}]
+        reranked_ids = {hit.id for hit in reranked}
+        left_out = [hit for hit in candidates if hit.id not in reranked_ids]
         if first_stage == "hybrid":
             # Fused ranks can tie at the cut, and the engine breaks such ties in no fixed order:
             # only a candidate tied with the last one may be swapped for another.
