@@ -1,4 +1,4 @@
-"""On a CUDA device: the encoder matches the CPU, and training runs there and saves a model that loads alike."""
+"""On a CUDA device: the encoder matches the CPU, compiled or not, and training runs there and saves a model that loads alike."""
 
 from __future__ import annotations
 
@@ -39,8 +39,22 @@ def test_cuda_encodes_as_the_cpu_does(tiny: Path) -> None:
     )
 
 
+def test_compiled_on_cuda_encodes_as_eager(tiny: Path) -> None:
+    pytest.importorskip("triton", reason="compile=True on CUDA needs triton")
+    eager = ColBERT.from_pretrained(tiny, device="cuda")
+    compiled = ColBERT.from_pretrained(tiny, device="cuda", compile=True)
+    # Batches of two and more run the compiled graph; the last batch of one runs eager.
+    for batch_size in (2, 3):
+        got = compiled.encode_documents(TEXTS, batch_size=batch_size)
+        expected = eager.encode_documents(TEXTS, batch_size=batch_size)
+        np.testing.assert_array_equal(got.lengths, expected.lengths)
+        np.testing.assert_allclose(got.data, expected.data, atol=1e-4)
+    assert compiled.compiled is not None and compiled.compiled.active, "the graph compiled and stayed in use"
+
+
 def test_training_on_cuda_saves_a_model_both_libraries_load_alike(tiny: Path, tmp_path: Path) -> None:
-    pytest.importorskip("datasets", reason="training needs the datasets package (edgecolbert[train])")
+    for package in ("datasets", "bm25s"):
+        pytest.importorskip(package, reason=f"training needs {package} (edgecolbert[train])")
     from sentence_transformers import MultiVectorEncoder
 
     from edgecolbert.training import TrainSettings, train
