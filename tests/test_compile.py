@@ -90,6 +90,22 @@ def test_modernbert_backbone_compiled_matches_eager(tmp_path: Path) -> None:
 
 @needs_compiler
 @requires_minilm
+def test_models_loaded_later_in_the_process_reuse_the_graph(stanford_dir: Path) -> None:
+    # Torch stops compiling a function after 8 recompiles and runs it eager from then on. Each
+    # recompile adds a graph, so an unchanged graph count over more models than that limit shows
+    # the later models run the graph the first one built.
+    first = ColBERT.from_pretrained(stanford_dir, device="cpu", compile=True)
+    first.encode_documents(DOCUMENTS, batch_size=4)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    for _ in range(torch._dynamo.config.recompile_limit + 2):
+        later = ColBERT.from_pretrained(stanford_dir, device="cpu", compile=True)
+        later.encode_documents(DOCUMENTS, batch_size=4)
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+@needs_compiler
+@requires_minilm
 def test_broken_toolchain_falls_back_to_eager(
     stanford_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
