@@ -6,6 +6,7 @@ import logging
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -89,6 +90,39 @@ class ForeignCpu:
         elapsed = time.perf_counter() - wall
         foreign = (end_busy - busy) - (_own_cpu_seconds() - own)
         self.share = max(0.0, foreign) / (elapsed * (os.cpu_count() or 1))
+
+
+class HostSpeed:
+    """Times a fixed pure-Python loop now and then: how fast the host ran this process's core.
+
+    The loop has no threads and next to no memory traffic, so on an idle host its time is fixed;
+    where it swings, the host itself (a neighbour on the same physical core, say) slowed the
+    process, which the foreign CPU share cannot see. The median over the fastest sample says how
+    far below its best the host ran while the samples were taken.
+    """
+
+    LOOP = 200_000
+
+    def __init__(self) -> None:
+        self.samples_ms: list[float] = []
+
+    def sample(self, times: int = 5) -> None:
+        for _ in range(times):
+            started = time.perf_counter()
+            total = 0
+            for value in range(self.LOOP):
+                total += value
+            self.samples_ms.append(1e3 * (time.perf_counter() - started))
+
+    def summary(self) -> dict[str, float | int]:
+        median = statistics.median(self.samples_ms)
+        fastest = min(self.samples_ms)
+        return {
+            "samples": len(self.samples_ms),
+            "median_ms": median,
+            "fastest_ms": fastest,
+            "slowdown": median / fastest,
+        }
 
 
 def _machine_busy_seconds() -> float | None:
