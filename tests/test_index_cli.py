@@ -95,6 +95,35 @@ def test_cli_errors_are_clear(tmp_path: Path, model_dir: Path, capsys: pytest.Ca
     assert "--filter takes a JSON object" in capsys.readouterr().err
 
 
+def test_one_id_on_two_different_lines_writes_nothing(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _jsonl(tmp_path / "records.jsonl", 6)
+    with corpus.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"id": "r1", "text": "another text under r1"}) + "\n")
+    store = tmp_path / "store"
+    args = ["index", str(corpus), "--store", str(store), "--model", str(model_dir), "--no-progress"]
+    assert main([*args, "--write-batch", "2"]) == 2
+    assert "lines 2 and 7 both have the id 'r1' but different content" in capsys.readouterr().err
+    with EdgeStore(store) as opened:
+        assert opened.count() == 0
+
+
+def test_mixed_id_keys_index_every_line_under_its_own_id(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "mixed.jsonl"
+    lines = [{"id": "a", "text": "first"}, {"_id": "b", "text": "second"}, {"id": "a", "text": "first"}]
+    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    args = ["index", str(corpus), "--store", str(tmp_path / "store"), "--model", str(model_dir), "--no-progress"]
+    assert main([*args, "--write-batch", "1"]) == 0
+    assert "2 new, 0 re-encoded" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "0 new, 0 re-encoded, 0 metadata updates, 2 unchanged; the store holds 2" in capsys.readouterr().out
+    with EdgeStore(tmp_path / "store") as opened:
+        assert [hit.id for hit in opened.get(["a", "b"])] == ["a", "b"]
+
+
 _INDEXER = textwrap.dedent(
     """
     import sys

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import tracemalloc
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -92,10 +93,8 @@ def test_beir_file_detected_by_id_key(tmp_path: Path) -> None:
 
 def test_beir_file_line_without_id_is_an_error(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "1", "text": "a"}, {"text": "no id"}])
-    documents = read_documents(path)
-    assert next(documents).id == "1"
     with pytest.raises(SourceError, match=r"corpus\.jsonl line 2 .*'_id'"):
-        next(documents)
+        read_documents(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,10 +127,55 @@ def test_plain_jsonl(tmp_path: Path) -> None:
     assert count_documents(path) == 5
 
 
-def test_detection_is_per_file_from_first_line(tmp_path: Path) -> None:
-    # Only the first record decides; a later `_id` in a plain file is just an unknown key.
-    path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "p", "text": "a"}, {"_id": "q", "text": "b"}])
-    assert [d.id for d in read_documents(path)] == ["p", None]
+@pytest.mark.parametrize("first_key", ["id", "_id"])
+def test_each_line_keeps_its_id_under_either_key(tmp_path: Path, first_key: str) -> None:
+    other_key = "_id" if first_key == "id" else "id"
+    records = [{first_key: "p", "text": "a"}, {other_key: "q", "text": "b"}, {"id": "r", "_id": "r", "text": "c"}]
+    path = write_jsonl(tmp_path / "docs.jsonl", records)
+    assert [d.id for d in read_documents(path)] == ["p", "q", "r"]
+
+
+def test_a_line_with_two_different_ids_is_an_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "p", "text": "a"}, {"id": "q", "_id": "z", "text": "b"}])
+    with pytest.raises(SourceError, match=r"docs\.jsonl line 2 has both '_id' 'z' and 'id' 'q'"):
+        read_documents(path)
+
+
+@pytest.mark.parametrize("beir", [False, True])
+def test_one_id_on_two_different_lines_is_refused_before_any_document(tmp_path: Path, beir: bool) -> None:
+    key = "_id" if beir else "id"
+    records: list[dict[str, Any] | str] = [{key: f"d{i}", "text": f"document {i}"} for i in range(300)]
+    records[250] = {key: 7, "text": "first holder of id 7"}
+    records.append({key: "7", "text": "another text under the same id"})
+    folder = tmp_path / "beir"
+    folder.mkdir()
+    path = write_jsonl(folder / "corpus.jsonl" if beir else tmp_path / "docs.jsonl", records)
+    with pytest.raises(SourceError, match=r"lines 251 and 301 both have the id '7' but different content"):
+        read_documents(folder if beir else path)
+
+
+def test_same_id_with_other_metadata_or_title_is_refused(tmp_path: Path) -> None:
+    for changed in ({"metadata": {"lang": "fr"}}, {"title": "T"}):
+        path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "a", "text": "t"}, {"id": "a", "text": "t", **changed}])
+        with pytest.raises(SourceError, match="lines 1 and 2 both have the id 'a'"):
+            read_documents(path)
+
+
+def test_exact_repeats_of_a_line_are_read_once(tmp_path: Path) -> None:
+    line = {"id": "a", "text": "same", "metadata": {"k": 1}}
+    path = write_jsonl(tmp_path / "docs.jsonl", [line, {"id": "b", "text": "other"}, line, {"text": "no id"}])
+    assert [d.id for d in read_documents(path)] == ["a", "b", None]
+
+
+def test_beir_reader_refuses_one_id_on_two_different_lines(tmp_path: Path) -> None:
+    from edgecolbert.beir import DatasetError, iter_corpus
+
+    same = {"_id": "a", "title": "T", "text": "one"}
+    write_jsonl(tmp_path / "corpus.jsonl", [same, {"_id": "b", "text": "two"}, same])
+    assert [d.id for d in iter_corpus(tmp_path)] == ["a", "b"]
+    write_jsonl(tmp_path / "corpus.jsonl", [same, {"_id": "b", "text": "two"}, {"_id": "a", "text": "one"}])
+    with pytest.raises(DatasetError, match="lines 1 and 3 both have the id 'a'"):
+        list(iter_corpus(tmp_path))
 
 
 def test_utf8_bom_and_unicode(tmp_path: Path) -> None:
@@ -169,17 +213,26 @@ def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
         list(read_documents(path))
 
 
-def test_jsonl_is_streamed(tmp_path: Path) -> None:
-    # A broken last line proves the first document came out before the file was read to its end.
+def test_a_bad_last_line_fails_before_the_first_document(tmp_path: Path) -> None:
     records: list[dict[str, Any] | str] = [{"id": str(i), "text": f"document {i}"} for i in range(5000)]
     path = write_jsonl(tmp_path / "big.jsonl", [*records, "{not json"])
-
-    documents = read_documents(path)
-
-    assert next(documents) == StoreDocument(text="document 0", id="0")
-    assert next(documents).id == "1"
     with pytest.raises(SourceError, match="line 5001"):
-        list(documents)
+        read_documents(path)
+
+
+def test_jsonl_is_streamed(tmp_path: Path) -> None:
+    # Reading holds ids, not texts: far less memory than the file's texts take.
+    text = "word " * 2000
+    path = write_jsonl(tmp_path / "big.jsonl", [{"id": str(i), "text": f"{i} {text}"} for i in range(2000)])
+    tracemalloc.start()
+    try:
+        documents = read_documents(path)
+        assert next(documents).id == "0"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < path.stat().st_size / 10
+    assert sum(1 for _ in documents) == 1999
 
 
 def test_empty_jsonl_is_rejected_eagerly(tmp_path: Path) -> None:

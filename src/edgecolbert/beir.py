@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecolbert.errors import EdgeColbertError
-from edgecolbert.jsonl import jsonl_records
+from edgecolbert.jsonl import IdRegister, jsonl_records
 
 
 class DatasetError(EdgeColbertError):
@@ -28,11 +28,18 @@ class Document:
 
 
 def iter_corpus(folder: str | Path) -> Iterator[Document]:
-    """Stream ``corpus.jsonl`` one document at a time."""
-    for line_no, record in _jsonl(Path(folder) / "corpus.jsonl"):
+    """Stream ``corpus.jsonl`` one document at a time.
+
+    An exact repeat of an earlier line is left out; one id on two different lines raises.
+    """
+    path = Path(folder) / "corpus.jsonl"
+    register = IdRegister(path, DatasetError)
+    for line_no, record in _jsonl(path):
         if "_id" not in record or "text" not in record:
             raise DatasetError(f"{folder}/corpus.jsonl line {line_no} lacks '_id' or 'text'.")
-        yield Document(id=str(record["_id"]), title=str(record.get("title") or ""), text=str(record["text"]))
+        document = Document(id=str(record["_id"]), title=str(record.get("title") or ""), text=str(record["text"]))
+        if not register.is_repeat(document.id, line_no, [document.title, document.text]):
+            yield document
 
 
 def load_queries(folder: str | Path) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Accepted sources:
 
 * a BEIR folder holding ``corpus.jsonl``, or a JSONL file whose lines carry ``_id``;
-* a JSONL file whose lines carry ``text`` and optionally ``id``, ``title`` and ``metadata``;
+* a JSONL file whose lines carry ``text`` and optionally ``id``, ``title`` and ``metadata``.
+  In either, a line's id is under ``_id`` or ``id``, and two lines with one id must be identical;
 * a ``.txt`` / ``.md`` file, or a folder searched recursively for them. Each file is cut into
   passages of at most ``max_tokens`` tokens, each with ``metadata = {"source", "start", "end"}``
   such that ``Path(file).read_text(encoding="utf-8", errors="replace")[start:end]`` is the passage.
@@ -20,7 +21,7 @@ from typing import Any
 
 from edgecolbert.beir import Document
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.jsonl import jsonl_records
+from edgecolbert.jsonl import IdRegister, jsonl_records
 from edgecolbert.store.documents import StoreDocument
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -29,6 +30,8 @@ Span = tuple[int, int]
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 JSONL_SUFFIX = ".jsonl"
 BEIR_CORPUS = "corpus.jsonl"
+# A line's id is under whichever of these keys it has (BEIR uses `_id`); both, differing, is an error.
+ID_KEYS = ("_id", "id")
 ACCEPTED = (
     "expected a BEIR folder holding corpus.jsonl, a .jsonl file with one JSON object per line, "
     "a .txt or .md file, or a folder holding .txt / .md files"
@@ -53,7 +56,9 @@ def read_documents(
     """Stream the documents held at ``path``.
 
     The path is checked before this returns, so a missing or unsupported source fails here rather
-    than at the first ``next``; malformed JSONL lines fail when the stream reaches them.
+    than at the first ``next``. A JSONL file is read through once here too: a malformed line, or one
+    id given to two lines with different content, fails before any document is yielded (exact
+    repeats of a line are yielded once).
     ``count_tokens`` measures text files' passages (a whitespace word count when ``None``).
     """
     if max_tokens < 1:
@@ -105,32 +110,62 @@ def _require_jsonl_content(path: Path) -> Path:
 
 
 def _read_jsonl(path: Path) -> Iterator[StoreDocument]:
-    """Yield one document per non-blank line; the first line decides BEIR (``_id``) or plain (``id``)."""
-    records = jsonl_records(path, SourceError)
-    first = next(records, None)
-    if first is None:
-        return
-    id_key = "_id" if "_id" in first[1] else "id"
-    for line_no, record in chain([first], records):
-        yield _record_document(record, id_key, f"{path} line {line_no}")
+    """Check the whole file, then stream one document per non-blank line.
+
+    The check runs before this returns, so a malformed line or an id given to two different records
+    stops a run before any document is written; exact repeats of an earlier line are left out.
+    """
+    repeats = _repeated_lines(path)
+    return (document for line_no, document in _numbered_documents(path) if line_no not in repeats)
 
 
-def _record_document(record: dict[str, Any], id_key: str, where: str) -> StoreDocument:
+def _repeated_lines(path: Path) -> frozenset[int]:
+    """Line numbers that repeat an earlier line's id and content; the same id with other content raises."""
+    register = IdRegister(path, SourceError)
+    return frozenset(
+        line_no
+        for line_no, document in _numbered_documents(path)
+        if document.id is not None
+        and register.is_repeat(str(document.id), line_no, [document.text, dict(document.metadata)])
+    )
+
+
+def _numbered_documents(path: Path) -> Iterator[tuple[int, StoreDocument]]:
+    # A first line with `_id` marks a BEIR corpus, whose every line must carry an id.
+    ids_required: bool | None = None
+    for line_no, record in jsonl_records(path, SourceError):
+        if ids_required is None:
+            ids_required = "_id" in record
+        yield line_no, _record_document(record, ids_required, f"{path} line {line_no}")
+
+
+def _record_document(record: dict[str, Any], ids_required: bool, where: str) -> StoreDocument:
     text = record.get("text")
     if not isinstance(text, str):
         raise SourceError(f"{where} needs a string 'text' field.")
     title = _record_title(record, where)
     metadata = {**_record_metadata(record, where), **({"title": title} if title else {})}
-    return StoreDocument(text=_full_text(title, text), id=_record_id(record, id_key, where), metadata=metadata)
+    return StoreDocument(text=_full_text(title, text), id=_record_id(record, ids_required, where), metadata=metadata)
 
 
-def _record_id(record: dict[str, Any], id_key: str, where: str) -> str | None:
-    value = record.get(id_key)
-    if value is None and id_key == "id":
-        return None
+def _record_id(record: dict[str, Any], ids_required: bool, where: str) -> str | None:
+    """The line's id under whichever of ``_id`` / ``id`` it has, so no line's id is ever dropped."""
+    ids = {key: _id_value(record[key], key, where) for key in ID_KEYS if record.get(key) is not None}
+    if len(set(ids.values())) > 1:
+        raise SourceError(f"{where} has both '_id' {ids['_id']!r} and 'id' {ids['id']!r}; give it one id.")
+    if ids:
+        return next(iter(ids.values()))
+    if ids_required:
+        raise SourceError(
+            f"{where} needs a non-empty string or integer '_id' (the file's first line has one), got none."
+        )
+    return None
+
+
+def _id_value(value: object, key: str, where: str) -> str:
     # bool is an int subclass, but `true` as an id is a mistake rather than a number.
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-        raise SourceError(f"{where} needs a non-empty string or integer '{id_key}', got {value!r}.")
+        raise SourceError(f"{where} needs a non-empty string or integer '{key}', got {value!r}.")
     return str(value)
 
 
