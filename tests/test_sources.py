@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
 import tracemalloc
 from collections.abc import Sequence
@@ -273,6 +275,76 @@ def test_text_folder(tmp_path: Path) -> None:
     assert documents[2].text == "# Guide\n\nSome *markdown*."
     assert_passages_are_slices(root, documents)
     assert count_documents(root) is None
+
+
+def test_unreadable_files_in_a_folder_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "good.txt").write_text("Readable text.", encoding="utf-8")
+    (tmp_path / "broken.txt").symlink_to(tmp_path / "missing.txt")
+    os.mkfifo(tmp_path / "pipe.md")
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (tmp_path / "linked.md").symlink_to(tmp_path / "good.txt")
+
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources"):
+        documents = list(read_documents(tmp_path))
+
+    assert [d.metadata["source"] for d in documents] == ["good.txt", "linked.md"]
+    warnings = sorted(record.getMessage() for record in caplog.records)
+    assert warnings == [
+        f"Skipped {tmp_path / 'binary.txt'}: it holds NUL bytes: it is a binary file, not text.",
+        f"Skipped {tmp_path / 'broken.txt'}: it is a broken symbolic link.",
+        f"Skipped {tmp_path / 'pipe.md'}: it is not a regular file (a FIFO, socket, device or the like).",
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_a_file_without_read_permission_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "good.txt").write_text("Readable text.", encoding="utf-8")
+    locked = tmp_path / "locked.txt"
+    locked.write_text("secret", encoding="utf-8")
+    locked.chmod(0)
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources"):
+        documents = list(read_documents(tmp_path))
+    assert [d.metadata["source"] for d in documents] == ["good.txt"]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Skipped {locked}: it cannot be read (Permission denied)."
+    ]
+
+
+def test_a_file_that_fails_to_read_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Root reads any file, so the refusal is injected where the file is read.
+    (tmp_path / "good.txt").write_text("Readable text.", encoding="utf-8")
+    locked = tmp_path / "locked.txt"
+    locked.write_text("secret", encoding="utf-8")
+    read_text = Path.read_text
+
+    def refuse_locked(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refuse_locked)
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources"):
+        documents = list(read_documents(tmp_path))
+    assert [d.metadata["source"] for d in documents] == ["good.txt"]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Skipped {locked}: it cannot be read (Permission denied)."
+    ]
+
+
+def test_a_named_file_that_is_not_regular_is_an_error(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(SourceError, match=r"pipe\.txt is not a regular file"):
+        read_documents(tmp_path / "pipe.txt")
+    (tmp_path / "broken.jsonl").symlink_to(tmp_path / "missing.jsonl")
+    with pytest.raises(SourceError, match=r"broken\.jsonl is a broken symbolic link"):
+        read_documents(tmp_path / "broken.jsonl")
+    (tmp_path / "binary.txt").write_bytes(b"text\x00more")
+    with pytest.raises(SourceError, match=r"binary\.txt holds NUL bytes"):
+        read_documents(tmp_path / "binary.txt")
 
 
 def test_ids_are_deterministic(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ Accepted sources:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
@@ -42,6 +44,8 @@ _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d\u00bb)\]]*\s+|[\u3002\uff01\uff1f]+\s*|\s*\n\s*")
 _WORD_BREAK = re.compile(r"\s+")
 
+logger = logging.getLogger(__name__)
+
 
 class SourceError(InvalidInputError):
     """A path to index does not exist, has an unsupported kind, or holds a malformed record."""
@@ -68,7 +72,8 @@ def read_documents(
     if source.is_dir():
         return _read_folder(source, counter, max_tokens)
     if not source.is_file():
-        raise SourceError(f"{source} does not exist; {ACCEPTED}.")
+        problem = _not_regular_file(source) if source.exists() or source.is_symlink() else "does not exist"
+        raise SourceError(f"{source} {problem}; {ACCEPTED}.")
     suffix = source.suffix.lower()
     if suffix == JSONL_SUFFIX:
         return _read_jsonl(_require_jsonl_content(source))
@@ -103,9 +108,12 @@ def _jsonl_path(source: Path) -> Path | None:
 
 
 def _require_jsonl_content(path: Path) -> Path:
-    with path.open("rb") as handle:
-        if not any(raw.strip() for raw in handle):
-            raise SourceError(f"{path} is empty; {ACCEPTED}.")
+    try:
+        with path.open("rb") as handle:
+            if not any(raw.strip() for raw in handle):
+                raise SourceError(f"{path} is empty; {ACCEPTED}.")
+    except OSError as exc:
+        raise SourceError(f"{path} cannot be read ({exc.strerror or exc}).") from exc
     return path
 
 
@@ -203,9 +211,16 @@ def _read_folder(folder: Path, counter: TokenCounter, max_tokens: int) -> Iterat
     if not files:
         raise SourceError(f"{folder} holds neither {BEIR_CORPUS} nor any .txt / .md file; {ACCEPTED}.")
     # The generator reads each file only when the stream reaches it, holding one file at a time.
-    return chain.from_iterable(
-        _passage_documents(_read_text(folder / name), name, counter, max_tokens) for name in files
-    )
+    return chain.from_iterable(_folder_file_documents(folder, name, counter, max_tokens) for name in files)
+
+
+def _folder_file_documents(folder: Path, name: str, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:
+    # One unreadable file in a folder is skipped, so it does not cost the rest of the folder.
+    text, problem = _text_or_problem(folder / name)
+    if text is None:
+        _warn_skipped(folder / name, problem)
+        return iter(())
+    return _passage_documents(text, name, counter, max_tokens)
 
 
 def _read_text_file(path: Path, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:
@@ -216,7 +231,11 @@ def _read_text_file(path: Path, counter: TokenCounter, max_tokens: int) -> Itera
 
 
 def _text_files(folder: Path) -> list[str]:
-    """POSIX paths, relative to ``folder``, of its non-hidden .txt / .md files, sorted."""
+    """POSIX paths, relative to ``folder``, of its non-hidden regular .txt / .md files, sorted.
+
+    Anything else with such a name (a broken link, a FIFO, a device) is skipped with a warning and
+    never opened: reading a FIFO would wait forever.
+    """
     found = []
     for root, dirs, names in os.walk(folder):
         # Pruning in place keeps os.walk out of .git, .venv and the like.
@@ -224,12 +243,52 @@ def _text_files(folder: Path) -> list[str]:
         relative_root = Path(root).relative_to(folder)
         for name in names:
             if not name.startswith(".") and Path(name).suffix.lower() in TEXT_SUFFIXES:
-                found.append((relative_root / name).as_posix())
+                problem = _not_regular_file(Path(root) / name)
+                if problem is None:
+                    found.append((relative_root / name).as_posix())
+                else:
+                    _warn_skipped(Path(root) / name, problem)
     return sorted(found)
 
 
+def _not_regular_file(path: Path) -> str | None:
+    """Why ``path`` (links followed) is no regular file, as "<path> <why>" reads, or ``None`` if it is one."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "is a broken symbolic link" if path.is_symlink() else "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None if stat.S_ISREG(mode) else "is not a regular file (a FIFO, socket, device or the like)"
+
+
+def _warn_skipped(path: Path, problem: str) -> None:
+    logger.warning("Skipped %s: it %s.", path, problem)
+
+
 def _read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
+    text, problem = _text_or_problem(path)
+    if text is None:
+        raise SourceError(f"{path} {problem}.")
+    return text
+
+
+def _text_or_problem(path: Path) -> tuple[str, None] | tuple[None, str]:
+    """The text of a regular file, or why there is none (as "<path> <why>" reads).
+
+    Stray invalid UTF-8 bytes become U+FFFD, so one bad byte does not cost a file; a NUL byte marks
+    a binary file, which is not text at all.
+    """
+    problem = _not_regular_file(path)
+    if problem is not None:
+        return None, problem
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if "\0" in text:
+        return None, "holds NUL bytes: it is a binary file, not text"
+    return text, None
 
 
 def _passage_documents(text: str, name: str, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:
