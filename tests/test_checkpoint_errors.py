@@ -151,6 +151,19 @@ def test_nonexistent_relative_path(tmp_path, monkeypatch):
     assert isinstance(error, FileNotFoundError)
 
 
+@pytest.mark.parametrize("name", ["models/typo", "models\\typo"])
+def test_missing_folder_beside_an_existing_one_is_a_path_not_a_hub_id(tmp_path, monkeypatch, name):
+    from edgecolbert import checkpoint
+
+    def no_network(repo_id, **kwargs):
+        raise AssertionError(f"{repo_id!r} was sent to the hub")
+
+    monkeypatch.setattr(checkpoint, "_download_snapshot", no_network)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    _load_fails(CheckpointNotFoundError, name, "no checkpoint folder", "does not exist", "check the path")
+
+
 def test_nonexistent_absolute_path(tmp_path):
     _load_fails(CheckpointNotFoundError, tmp_path / "missing" / "model", "no checkpoint folder")
 

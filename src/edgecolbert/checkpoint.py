@@ -100,8 +100,8 @@ def resolve_checkpoint_dir(
     name = os.fspath(name_or_path)
     if not _looks_like_hub_id(name):
         raise CheckpointNotFoundError(
-            f"No checkpoint folder at {candidate} (and {name!r} is not a Hugging Face hub id of the form "
-            "'organisation/model'). Check the path."
+            f"No checkpoint folder at {candidate}: the folder does not exist, and {name!r} reads as a path "
+            "rather than a Hugging Face hub id ('organisation/model'). Check the path."
         )
     return _download_snapshot(
         name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir
@@ -115,6 +115,9 @@ def _looks_like_hub_id(name: str) -> bool:
         and all(parts)
         and not name.startswith((".", "~"))
         and not any(part in (".", "..") for part in parts)
+        # `models/typo` beside an existing `models/` folder is a mistyped path, not a hub id to fetch.
+        and not (len(parts) == 2 and os.path.isdir(parts[0]))
+        and "\\" not in name
     )
 
 
