@@ -124,6 +124,15 @@ def test_mixed_id_keys_index_every_line_under_its_own_id(
         assert [hit.id for hit in opened.get(["a", "b"])] == ["a", "b"]
 
 
+def test_search_of_a_mistyped_store_is_refused_not_created(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mistyped = tmp_path / "stroe"
+    assert main(["search", "anything", "--store", str(mistyped), "--model", str(model_dir)]) == 2
+    assert f"No store at {mistyped}: the folder does not exist" in capsys.readouterr().err
+    assert not mistyped.exists()
+
+
 _INDEXER = textwrap.dedent(
     """
     import sys

@@ -356,7 +356,8 @@ def test_serve_wires_its_options(
     monkeypatch.setattr(server, "serve", lambda app, host, port, **kw: started.update(app=app, host=host, port=port))
     monkeypatch.setenv("EDGECOLBERT_API_KEY", "from-the-environment")
     checkpoint = build_stanford_checkpoint(tmp_path / "tiny", seed=0)
-    code = main(["serve", "--model", str(checkpoint), "--store", str(tmp_path / "store"), "--port", "9123"])
+    store = ["--store", str(tmp_path / "store"), "--create-store"]
+    code = main(["serve", "--model", str(checkpoint), *store, "--port", "9123"])
     assert code == 0
     service = started["app"].state.service
     assert (started["host"], started["port"]) == ("127.0.0.1", 9123)

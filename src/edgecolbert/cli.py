@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeColbertError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A path the user named cannot be used (a file where a folder belongs, no permission).
+        if exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve_store = serve.add_mutually_exclusive_group()
     serve_store.add_argument("--store", type=Path, default=None, help="embedded store folder for /v1/search")
+    serve.add_argument(
+        "--create-store", action="store_true", help="make an empty store at --store if none is there (else an error)"
+    )
     serve_store.add_argument("--qdrant-url", default=None, help="Qdrant server for /v1/search (or $QDRANT_URL)")
     serve.add_argument("--collection", default=None, help=f"Qdrant collection (default: {DEFAULT_COLLECTION})")
     serve.add_argument("--qdrant-api-key", default=None, help=f"Qdrant API key (or ${API_KEY_ENV_VAR})")
@@ -238,7 +247,7 @@ def _json_filter(value: str) -> object:
         raise argparse.ArgumentTypeError(f'--filter takes a JSON object such as {{"lang": "en"}}: {exc}') from exc
 
 
-def _store_from_args(args: argparse.Namespace, model: str | None):  # type: ignore[no-untyped-def]
+def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool):  # type: ignore[no-untyped-def]
     from edgecolbert.index import open_store
 
     return open_store(
@@ -247,6 +256,7 @@ def _store_from_args(args: argparse.Namespace, model: str | None):  # type: igno
         collection=args.collection,
         api_key=args.api_key,
         model=model,
+        create=create,
         encode_batch_size=args.batch_size,
         **_model_kwargs(args),
     )
@@ -255,7 +265,7 @@ def _store_from_args(args: argparse.Namespace, model: str | None):  # type: igno
 def _run_index(args: argparse.Namespace) -> int:
     from edgecolbert.index import index_path
 
-    with _store_from_args(args, args.model) as store:
+    with _store_from_args(args, args.model, create=True) as store:
         summary = index_path(store, args.path, batch_size=args.write_batch, progress=not args.no_progress)
         report = summary.report
         print(
@@ -269,7 +279,7 @@ def _run_index(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    with _store_from_args(args, args.model) as store:
+    with _store_from_args(args, args.model, create=False) as store:
         hits = store.search(
             args.query, k=args.k, prefetch_k=args.prefetch_k, first_stage=args.first_stage, filter=args.filter
         )
@@ -289,11 +299,16 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from edgecolbert.index import check_store_folder
     from edgecolbert.server import API_KEY_ENV_VAR as SERVICE_KEY_ENV_VAR
     from edgecolbert.server import ServiceLimits, ServiceSettings, create_app, serve
 
     if args.collection is not None and args.qdrant_url is None and not os.environ.get(URL_ENV_VAR):
         raise InvalidInputError("--collection names a Qdrant collection: add --qdrant-url URL (or set $QDRANT_URL).")
+    if args.create_store and args.store is None:
+        raise InvalidInputError("--create-store makes the store named by --store: add --store DIR.")
+    if args.store is not None:
+        check_store_folder(args.store, create=args.create_store)
     api_key = args.api_key or os.environ.get(SERVICE_KEY_ENV_VAR) or None
     try:
         settings = ServiceSettings(
