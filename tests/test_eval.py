@@ -143,6 +143,12 @@ def test_max_queries_keeps_the_first_judged_queries(tmp_path: Path) -> None:
         (lambda folder: (folder / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n{not json\n'), "line 2"),
         (lambda folder: (folder / "corpus.jsonl").write_text('{"_id": "a"}\n'), "lacks '_id' or 'text'"),
         (lambda folder: (folder / "corpus.jsonl").write_text(""), "no documents"),
+        (
+            lambda folder: (folder / "corpus.jsonl").write_text(
+                '{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n'
+            ),
+            "lines 1 and 2 both have the id 'a' but different content",
+        ),
         (lambda folder: (folder / "queries.jsonl").unlink(), "queries.jsonl does not exist"),
         (lambda folder: (folder / "qrels" / "test.tsv").write_text("a\tb\tscore\nq-violin\tviolin-0\n"), "row 2"),
         (lambda folder: (folder / "qrels" / "test.tsv").write_text("q-violin\tviolin-0\t1\nq\td\thigh\n"), "'high'"),

@@ -37,7 +37,7 @@ def _parse_line(raw: bytes, where: str, error: type[Exception]) -> dict[str, Any
 class IdRegister:
     """Catches one id given to two different records, remembering ids and fingerprints, never texts.
 
-    Memory grows with the number of ids (a few dozen bytes each), not with the size of the records.
+    Memory grows with the number of ids (a couple of hundred bytes each), not with the records' size.
     """
 
     def __init__(self, path: Path, error: type[Exception]) -> None:
