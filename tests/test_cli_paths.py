@@ -107,3 +107,17 @@ def test_permission_refusals_are_named(
     assert main(["index", str(tmp_path / "docs.txt"), "--store", str(tmp_path / "new")]) == 2
     assert f"Cannot make a store at {tmp_path / 'new'}: {tmp_path} is not writable here" in _error(capsys)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_mistyped_model_folder_is_named_without_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgecolbert import checkpoint
+
+    monkeypatch.setattr(
+        checkpoint, "_download_snapshot", lambda repo_id, **_: pytest.fail(f"{repo_id} went to the hub")
+    )
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    assert main(["rerank", "--model", "models/mine", "query", "document"]) == 2
+    assert "No checkpoint folder at models/mine: the folder does not exist" in _error(capsys)
