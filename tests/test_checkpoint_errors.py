@@ -271,6 +271,67 @@ def test_unsupported_activation_message_names_the_checkpoint(pylate_copy):
     _load_fails(UnsupportedCheckpointError, pylate_copy, "os.system", "not supported")
 
 
+# --------------------------------------------------------------------------- absurd sizes, links
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("num_hidden_layers", 100_000, "1,024"),  # beyond any encoder: refused before reading the weights
+        ("num_hidden_layers", 5, "weights for 1 layers"),  # the weights hold one layer
+        ("hidden_size", 10**9, "65,536"),
+        ("hidden_size", 1000, "no tensor"),
+        ("vocab_size", 1_000_000, "no tensor"),
+        ("intermediate_size", 100_000, "no tensor"),
+        ("num_attention_heads", 1024, "more than hidden_size"),
+        ("num_hidden_layers", 0, "from 1"),
+        ("hidden_size", "256", "whole number"),
+    ],
+)
+def test_backbone_config_disagreeing_with_the_weights_is_refused_before_building(pylate_copy, field, value, fragment):
+    _edit_json(pylate_copy / "config.json", **{field: value})
+    error = _load_fails(CorruptCheckpointError, pylate_copy, "config.json", field, fragment)
+    assert str(value) in str(error) or f"{value:,}" in str(error)
+
+
+@pytest.mark.parametrize("field", ["out_features", "in_features"])
+def test_projection_of_a_billion_features_is_refused_before_allocating(pylate_copy, field):
+    _edit_json(pylate_copy / "2_Dense" / "config.json", **{field: 10**9})
+    _load_fails(CorruptCheckpointError, pylate_copy, "2_Dense", "config.json", "1000000000", "shape")
+
+
+@pytest.mark.parametrize("value", [0, -3, 1.5, True])
+def test_projection_sizes_must_be_positive_whole_numbers(pylate_copy, value):
+    _edit_json(pylate_copy / "1_Dense" / "config.json", out_features=value)
+    _load_fails(CorruptCheckpointError, pylate_copy, "1_Dense", "out_features", "positive whole number")
+
+
+def _loop(link: Path) -> None:
+    """``link`` -> a -> b -> a, beside it."""
+    first, second = link.with_name(link.name + ".a"), link.with_name(link.name + ".b")
+    first.symlink_to(second.name)
+    second.symlink_to(first.name)
+    link.symlink_to(first.name)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "modules.json", "config.json", "1_Dense"])
+def test_symlink_loop_inside_a_checkpoint_is_named(pylate_copy, name):
+    target = pylate_copy / name
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    _loop(target)
+    error = _load_fails(CorruptCheckpointError, pylate_copy, name, "loops")
+    assert str(target) in str(error)
+
+
+def test_checkpoint_folder_that_is_a_symlink_loop_is_named(tmp_path):
+    link = tmp_path / "model"
+    _loop(link)
+    _load_fails(CorruptCheckpointError, link, "loops")
+
+
 # --------------------------------------------------------------------------- Stanford layout broken
 
 

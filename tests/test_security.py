@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,79 @@ def test_a_checkpoint_with_only_pickled_weights_is_refused_unread(
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")  # a pickle; reading it would call a loader
     with pytest.raises(CheckpointError, match="safetensors"):
         ColBERT.from_pretrained(folder, device="cpu")
+
+
+def _pickled_behind_an_index(layouts: dict[str, Path], target: Path) -> Path:
+    """The PyLate checkpoint with its backbone as a real pickle, named by a safetensors index."""
+    from safetensors.torch import load_file
+
+    folder = Path(shutil.copytree(layouts["pylate"], target))
+    tensors = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save(tensors, str(folder / "pytorch_model.bin"))
+    weight_map = {name: "pytorch_model.bin" for name in tensors}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return folder
+
+
+def test_an_index_naming_a_pickle_is_refused_unread(layouts: dict[str, Path], tmp_path: Path, no_pickle: None) -> None:
+    folder = _pickled_behind_an_index(layouts, tmp_path / "indexed")
+    with pytest.raises(CheckpointError) as info:
+        ColBERT.from_pretrained(folder, device="cpu")
+    message = str(info.value)
+    assert "model.safetensors.index.json" in message and "pytorch_model.bin" in message
+    assert "only safetensors" in message
+    assert "weights_only" not in message
+
+
+def _shard_index(folder: Path, weights: Path, shard: str) -> None:
+    """Point every tensor of ``weights`` at ``shard`` through the backbone's index."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as handle:
+        names = list(handle.keys())
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, shard)}))
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "symlinked folder"])
+def test_index_shards_outside_the_checkpoint_are_refused(
+    layouts: dict[str, Path], tmp_path: Path, no_pickle: None, where: str
+) -> None:
+    folder = Path(shutil.copytree(layouts["pylate"], tmp_path / "model"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (folder / "model.safetensors").rename(outside / "model.safetensors")
+    shard = {
+        "parent": "../outside/model.safetensors",
+        "absolute": str(outside / "model.safetensors"),
+        "symlinked folder": "shards/model.safetensors",
+    }[where]
+    if where == "symlinked folder":
+        (folder / "shards").symlink_to(outside, target_is_directory=True)
+    _shard_index(folder, outside / "model.safetensors", shard)
+    with pytest.raises(CheckpointError, match="outside the checkpoint folder") as info:
+        ColBERT.from_pretrained(folder, device="cpu")
+    assert "model.safetensors.index.json" in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "symlink"])
+def test_modules_outside_the_checkpoint_are_refused(
+    layouts: dict[str, Path], tmp_path: Path, no_pickle: None, where: str
+) -> None:
+    folder = Path(shutil.copytree(layouts["pylate"], tmp_path / "model"))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    modules = json.loads((folder / "modules.json").read_text())
+    dense = next(entry for entry in modules if entry["path"].endswith("_Dense"))
+    shutil.move(str(folder / dense["path"]), str(outside / dense["path"]))
+    if where == "symlink":
+        (folder / dense["path"]).symlink_to(outside / dense["path"], target_is_directory=True)
+    else:
+        dense["path"] = {"parent": f"../elsewhere/{dense['path']}", "absolute": str(outside / dense["path"])}[where]
+        (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(CheckpointError, match="outside the checkpoint folder") as info:
+        ColBERT.from_pretrained(folder, device="cpu")
+    assert "modules.json" in str(info.value)
 
 
 def _with_remote_code(source: Path, target: Path) -> Path:

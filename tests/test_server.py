@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,6 +262,38 @@ def test_bad_searches_are_4xx_with_a_message(
     response = client.post("/v1/search", json=body)
     assert response.status_code == status, response.text
     assert phrase in response.json()["detail"]
+
+
+# Requests the store refuses with a message naming itself (e.g. "the store at /srv/... has no dense vector").
+_STORE_ERRORS = [
+    ("POST", "/v1/search", {"query": "note", "first_stage": "dense"}),
+    ("POST", "/v1/search", {"query": "note", "first_stage": "dense", "dense_vector": [0.5, 0.25]}),
+    ("POST", "/v1/search", {"query": "note", "first_stage": "hybrid", "dense_vector": [0.5]}),
+    ("POST", "/v1/search", {"query": "note", "filter": {"year": {"near": 3}}}),
+    ("POST", "/v1/search", {"query": "note", "filter": {"$year": 3}}),
+    ("POST", "/v1/documents", {"documents": [{"text": "t", "metadata": {"a": float("nan")}}]}),
+    ("DELETE", "/v1/documents", {"ids": [2**70]}),
+]
+
+
+def test_error_answers_never_show_the_store_path(
+    model: ColBERT, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "private-store-folder"
+    with EdgeStore(folder, model) as store:
+        app = create_app(reranker=Reranker(model), store=store, limits=LIMITS)
+        with serve_in_background(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+            responses = [
+                http.request(method, path, content=json.dumps(body), headers={"content-type": "application/json"})
+                for method, path, body in _STORE_ERRORS
+            ]
+    for response in responses:
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["detail"]
+        assert str(folder) not in response.text and folder.name not in response.text, response.text
+    assert "<store> has no dense vector" in responses[0].json()["detail"]
+    # The service log keeps what the answer leaves out.
+    assert any(record.levelno >= logging.WARNING and str(folder) in record.getMessage() for record in caplog.records)
 
 
 def test_adding_too_many_or_too_long_documents_is_413_and_stores_nothing(client: httpx.Client) -> None:

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 from edgecolbert.errors import (
-    CheckpointError,
     CheckpointNotFoundError,
     CorruptCheckpointError,
     MissingCheckpointFileError,
@@ -46,6 +48,21 @@ _DENSE_TYPES = ("Dense",)
 _TRANSFORMER_TYPES = ("Transformer",)
 _MASK_TYPES = ("MultiVectorMask",)
 _IGNORED_TYPES = ("Normalize",)
+
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+# Far above any released encoder (ModernBERT-large: 28 layers, 1,024 wide, 50,368 tokens), low
+# enough that a forged config cannot ask for terabytes when its sizes cannot be matched to tensors.
+_CONFIG_SIZE_LIMITS = {
+    "num_hidden_layers": 1_024,
+    "hidden_size": 65_536,
+    "num_attention_heads": 4_096,
+    "intermediate_size": 262_144,
+    "vocab_size": 4_194_304,
+}
+# Sizes that are the length of some dimension of the weights (the embedding, the MLP).
+_SIZES_IN_WEIGHTS = ("hidden_size", "intermediate_size", "vocab_size")
+_LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ def resolve_checkpoint_dir(
 ) -> Path:
     """Return a local folder holding the checkpoint: the folder itself, or a hub snapshot."""
     candidate = Path(os.path.expanduser(os.fspath(name_or_path)))
+    _follow_link(candidate)
     if candidate.is_dir():
         return candidate.resolve()
     if candidate.exists():
@@ -166,12 +184,62 @@ def _download_snapshot(
     return Path(folder)
 
 
+def _follow_link(path: Path) -> None:
+    """Refuse a symbolic link that loops or leads nowhere, naming it, instead of calling the file absent."""
+    if not path.is_symlink():
+        return
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError as exc:
+        raise MissingCheckpointFileError(
+            f"{path} is a symbolic link to {os.readlink(path)}, which does not exist: fix or remove the link."
+        ) from exc
+    except (OSError, RuntimeError) as exc:  # Python < 3.13 reports a loop as RuntimeError
+        raise CorruptCheckpointError(
+            f"{path} is a symbolic link that loops back on itself (directly or through other links): "
+            "replace it with the file or folder it should point to."
+        ) from exc
+
+
+def is_checkpoint_file(path: Path) -> bool:
+    """``path.is_file()``, except that a looping or dangling link is an error naming it."""
+    _follow_link(path)
+    return path.is_file()
+
+
+def inside_checkpoint(folder: Path, relative: str, source: Path, *, is_dir: bool) -> Path:
+    """``folder / relative``, refused when ``source`` (an index or modules.json) points out of the folder.
+
+    For a file only its folder must resolve inside: hub snapshots link their files to a shared blob store.
+    """
+    if (
+        not relative
+        or PurePosixPath(relative).is_absolute()
+        or PureWindowsPath(relative).is_absolute()
+        or any(part == ".." for part in re.split(r"[\\/]", relative))
+    ):
+        raise UnsupportedCheckpointError(
+            f"{source} names {relative!r}, a path outside the checkpoint folder {folder}; "
+            "edgecolbert only reads files inside the checkpoint. Fix the entry or re-save the checkpoint."
+        )
+    target = folder / relative
+    anchor = target if is_dir else target.parent
+    for step in [*reversed(anchor.relative_to(folder).parents), anchor.relative_to(folder)]:
+        _follow_link(folder / step)
+    if not anchor.resolve().is_relative_to(folder.resolve()):
+        raise UnsupportedCheckpointError(
+            f"{source} names {relative!r}, which resolves to {anchor.resolve()} through a symbolic link, outside "
+            f"the checkpoint folder {folder}; edgecolbert only reads files inside the checkpoint."
+        )
+    return target
+
+
 def read_checkpoint(path: Path) -> CheckpointSpec:
     """Detect the layout of a local checkpoint folder and read its settings."""
-    if (path / "modules.json").is_file():
+    if is_checkpoint_file(path / "modules.json"):
         return _read_modules_checkpoint(path)
     config_path = path / "config.json"
-    if not config_path.is_file():
+    if not is_checkpoint_file(config_path):
         raise MissingCheckpointFileError(
             f"{path} is not a checkpoint: it has neither modules.json (PyLate / sentence-transformers) nor "
             "config.json (Stanford ColBERT / transformers). Point at the folder the model was saved to."
@@ -187,6 +255,7 @@ def read_checkpoint(path: Path) -> CheckpointSpec:
 
 
 def load_json(path: Path) -> dict[str, Any]:
+    _follow_link(path)
     try:
         with path.open(encoding="utf-8") as handle:
             data = json.load(handle)
@@ -200,7 +269,7 @@ def load_json(path: Path) -> dict[str, Any]:
 
 
 def _optional_json(path: Path) -> dict[str, Any]:
-    return load_json(path) if path.is_file() else {}
+    return load_json(path) if is_checkpoint_file(path) else {}
 
 
 def _module_kind(type_name: str) -> str:
@@ -229,7 +298,7 @@ def _read_modules_checkpoint(path: Path) -> CheckpointSpec:
     mask_config: dict[str, Any] | None = None
     for entry in modules:
         kind = _module_kind(str(entry.get("type", "")))
-        module_dir = path / str(entry.get("path", ""))
+        module_dir = _module_dir(path, entry)
         if kind == "transformer":
             backbone_dir = module_dir
             transformer_config = _optional_json(module_dir / "sentence_bert_config.json")
@@ -254,11 +323,19 @@ def _read_modules_checkpoint(path: Path) -> CheckpointSpec:
     return _native_spec(path, backbone_dir, tuple(dense), st_config, transformer_config, mask_config)
 
 
+def _module_dir(path: Path, entry: Any) -> Path:
+    if not isinstance(entry, dict) or not isinstance(entry.get("path", ""), str):
+        raise CorruptCheckpointError(f"{path / 'modules.json'} has an entry that is not a module: {entry!r}.")
+    relative = entry.get("path", "")
+    # "" is the checkpoint folder itself (PyLate's Transformer module).
+    return path if relative in ("", ".") else inside_checkpoint(path, relative, path / "modules.json", is_dir=True)
+
+
 def _read_dense(module_dir: Path) -> DenseSpec:
     config = load_json(module_dir / "config.json")
     weights = module_dir / "model.safetensors"
-    if not weights.is_file():
-        pickled = [name for name in ("pytorch_model.bin", "model.pt") if (module_dir / name).is_file()]
+    if not is_checkpoint_file(weights):
+        pickled = [name for name in ("pytorch_model.bin", "model.pt") if is_checkpoint_file(module_dir / name)]
         hint = (
             f" It has {pickled[0]}, a pickle file, which edgecolbert never loads: convert it to safetensors."
             if pickled
@@ -269,14 +346,21 @@ def _read_dense(module_dir: Path) -> DenseSpec:
         return DenseSpec(
             weights=weights,
             key_prefix="linear.",
-            in_features=int(config["in_features"]),
-            out_features=int(config["out_features"]),
+            in_features=_positive(config, "in_features"),
+            out_features=_positive(config, "out_features"),
             bias=bool(config.get("bias", True)),
             activation=str(config.get("activation_function") or "torch.nn.modules.linear.Identity"),
             use_residual=bool(config.get("use_residual", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptCheckpointError(f"{module_dir / 'config.json'} lacks a valid {exc} entry.") from exc
+
+
+def _positive(config: dict[str, Any], name: str) -> int:
+    value = config[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name!r} (a positive whole number; it holds {value!r})")
+    return value
 
 
 def _max_seq_length(transformer_config: dict[str, Any]) -> int | None:
@@ -352,7 +436,7 @@ def _native_spec(
 
 def _read_stanford_checkpoint(path: Path) -> CheckpointSpec:
     metadata_path = path / "artifact.metadata"
-    metadata = load_json(metadata_path) if metadata_path.is_file() else {}
+    metadata = load_json(metadata_path) if is_checkpoint_file(metadata_path) else {}
     if not metadata:
         logger.warning("%s has no artifact.metadata: using Stanford ColBERT defaults.", path)
     weights = _root_weights(path)
@@ -387,17 +471,26 @@ def _read_stanford_checkpoint(path: Path) -> CheckpointSpec:
 def _root_weights(path: Path) -> Path:
     check_backbone_weights(path)
     weights = path / "model.safetensors"
-    if not weights.is_file():
+    if not is_checkpoint_file(weights):
         # The projection sits in the same file as the backbone, so a sharded save cannot be read here.
         raise MissingCheckpointFileError(f"{path} has no single model.safetensors holding 'linear.weight'.")
     return weights
 
 
-def check_backbone_weights(folder: Path) -> None:
-    """Require safetensors backbone weights (single or sharded); pickled weights are refused by name."""
-    if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
-        return
-    if any((folder / name).is_file() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+def check_backbone_weights(folder: Path) -> list[Path]:
+    """The backbone's safetensors files (single or sharded); pickled weights are refused by name.
+
+    An index may only name safetensors files inside the folder: transformers follows an index to
+    whatever it names, pickles included, even when asked for safetensors.
+    """
+    single = folder / "model.safetensors"
+    index = folder / SAFETENSORS_INDEX
+    shards = _index_shards(folder, index) if is_checkpoint_file(index) else []
+    if is_checkpoint_file(single):
+        return [single]
+    if shards:
+        return shards
+    if any(is_checkpoint_file(folder / name) for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
         raise MissingCheckpointFileError(
             f"{folder} holds its backbone weights only as pytorch_model.bin (pickle), which edgecolbert never "
             "loads. Use a revision with model.safetensors (the hub's safetensors conversion) or convert them."
@@ -405,18 +498,91 @@ def check_backbone_weights(folder: Path) -> None:
     raise MissingCheckpointFileError(f"{folder} has no model.safetensors backbone weight file.")
 
 
-def _stanford_projection_shape(weights: Path) -> tuple[int, int]:
+def _index_shards(folder: Path, index: Path) -> list[Path]:
+    data = load_json(index)
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CorruptCheckpointError(f"{index} has no 'weight_map' of tensor names to shard files.")
+    shards: list[Path] = []
+    for name in dict.fromkeys(weight_map.values()):
+        if not isinstance(name, str) or not name.endswith(".safetensors"):
+            raise UnsupportedCheckpointError(
+                f"{index} maps weights to {name!r}, which is not a .safetensors file; edgecolbert reads only "
+                "safetensors weights (pickle files can run code). Convert the weights to safetensors."
+            )
+        shard = inside_checkpoint(folder, name, index, is_dir=False)
+        if not is_checkpoint_file(shard):
+            raise MissingCheckpointFileError(f"{index} names the shard {name}, which is missing from {folder}.")
+        shards.append(shard)
+    return shards
+
+
+def tensor_shapes(files: Iterable[Path], what: str) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape, read from the safetensors headers alone (no tensor data is loaded)."""
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(weights), framework="pt") as handle:
-            if "linear.weight" not in handle.keys():  # noqa: SIM118 - safe_open has no __contains__
-                raise UnsupportedCheckpointError(
-                    f"{weights} has no 'linear.weight' tensor: not a Stanford ColBERT checkpoint."
-                )
-            out_features, in_features = handle.get_slice("linear.weight").get_shape()
-    except CheckpointError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types for truncated or garbled files
-        raise CorruptCheckpointError(f"{weights} is not a readable safetensors file: {exc}") from exc
-    return int(in_features), int(out_features)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                    shapes[key] = tuple(int(size) for size in handle.get_slice(key).get_shape())
+        except Exception as exc:  # safetensors raises its own error types for truncated or garbled files
+            raise CorruptCheckpointError(f"{what} {file} are not a readable safetensors file: {exc}") from exc
+    return shapes
+
+
+def check_backbone_config(folder: Path) -> None:
+    """Compare the sizes config.json declares with the tensors the weights hold, before anything is allocated.
+
+    A config asking for 100,000 layers or a huge width would otherwise be built first (minutes, or
+    terabytes) and found wrong only when its weights are copied in. The file is read as written:
+    transformers' own checks of the same fields give messages that do not name them.
+    """
+    files = check_backbone_weights(folder)
+    config_path = folder / "config.json"
+    config = load_json(config_path)
+    sizes = {name: _config_size(config, name, config_path) for name in _CONFIG_SIZE_LIMITS}
+    shapes = tensor_shapes(files, "The backbone weights")
+    where = files[0] if len(files) == 1 else f"the {len(files)} weight shards in {folder}"
+    dims = {size for shape in shapes.values() if math.prod(shape) > 0 for size in shape}
+    for name in _SIZES_IN_WEIGHTS:
+        if sizes[name] is not None and sizes[name] not in dims:
+            raise CorruptCheckpointError(
+                f"{config_path} sets {name}={sizes[name]}, but no tensor in {where} has a dimension of that size: "
+                "the config does not describe these weights. Restore the config.json saved with them."
+            )
+    layers = {int(match.group(1)) for key in shapes if (match := _LAYER_INDEX.search(key))}
+    declared = sizes["num_hidden_layers"]
+    if declared is not None and layers and not set(range(declared)) <= layers:
+        raise CorruptCheckpointError(
+            f"{config_path} sets num_hidden_layers={declared}, but {where} holds weights for {len(layers)} layers: "
+            "the config does not describe these weights. Restore the config.json saved with them."
+        )
+    heads, hidden = sizes["num_attention_heads"], sizes["hidden_size"]
+    if heads is not None and hidden is not None and heads > hidden:
+        raise CorruptCheckpointError(
+            f"{config_path} sets num_attention_heads={heads}, more than hidden_size={hidden}: not a valid model."
+        )
+
+
+def _config_size(config: Any, name: str, config_path: Path) -> int | None:
+    value = config.get(name) if isinstance(config, dict) else None
+    if value is None:
+        return None
+    limit = _CONFIG_SIZE_LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise CorruptCheckpointError(
+            f"{config_path} sets {name}={value!r}; it must be a whole number from 1 to {limit:,}."
+        )
+    return value
+
+
+def _stanford_projection_shape(weights: Path) -> tuple[int, int]:
+    shape = tensor_shapes([weights], "The weights").get("linear.weight")
+    if shape is None:
+        raise UnsupportedCheckpointError(f"{weights} has no 'linear.weight' tensor: not a Stanford ColBERT checkpoint.")
+    if len(shape) != 2:
+        raise CorruptCheckpointError(f"{weights}: 'linear.weight' has shape {shape}; a projection is 2-dimensional.")
+    out_features, in_features = shape
+    return in_features, out_features

@@ -17,7 +17,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from edgecolbert.checkpoint import CheckpointSpec, check_backbone_weights, read_checkpoint, resolve_checkpoint_dir
+from edgecolbert.checkpoint import (
+    CheckpointSpec,
+    check_backbone_config,
+    read_checkpoint,
+    resolve_checkpoint_dir,
+)
 from edgecolbert.compilation import CompiledBackbone, check_compile
 from edgecolbert.errors import (
     CorruptCheckpointError,
@@ -390,7 +395,7 @@ def _onnx_device(device: str | torch.device | None) -> torch.device:
 def _load_config(folder: Path, *, trust_remote_code: bool) -> Any:
     from transformers import AutoConfig
 
-    check_backbone_weights(folder)
+    check_backbone_config(folder)
     try:
         return AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises ValueError, OSError, KeyError... for bad configs

@@ -8,7 +8,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from edgecolbert.checkpoint import DenseSpec
+from edgecolbert.checkpoint import DenseSpec, tensor_shapes
 from edgecolbert.errors import CorruptCheckpointError, UnsupportedCheckpointError
 
 # Activations are looked up by name instead of imported from the string a checkpoint carries,
@@ -53,17 +53,45 @@ def _activation(spec: DenseSpec) -> nn.Module:
 
 
 def build_projection(specs: Sequence[DenseSpec]) -> nn.Sequential:
-    """Build the Dense stack and load its weights, checking every shape against its config."""
-    layers = [DenseLayer(spec) for spec in specs]
-    for layer, spec in zip(layers, specs):
-        _load_layer(layer, spec)
+    """Build the Dense stack and load its weights, checking every shape against its config.
+
+    The shapes are checked against the files' headers before any layer is allocated, so a config
+    that claims 10^9 features is refused instead of allocated.
+    """
+    for spec in specs:
+        _check_shapes(spec)
     for before, after in pairwise(specs):
         if before.out_features != after.in_features:
             raise CorruptCheckpointError(
                 f"Projection layers do not chain: {before.weights} outputs {before.out_features} features but "
                 f"{after.weights} takes {after.in_features}."
             )
+    layers = [DenseLayer(spec) for spec in specs]
+    for layer, spec in zip(layers, specs):
+        _load_layer(layer, spec)
     return nn.Sequential(*layers)
+
+
+def _expected_shapes(spec: DenseSpec) -> dict[str, tuple[int, ...]]:
+    """The checkpoint keys and shapes ``DenseLayer(spec)`` will read, computed without building it."""
+    shapes = {spec.key_prefix + "weight": (spec.out_features, spec.in_features)}
+    if spec.bias:
+        shapes[spec.key_prefix + "bias"] = (spec.out_features,)
+    if spec.use_residual and spec.in_features != spec.out_features:
+        shapes["residual.weight"] = (spec.out_features, spec.in_features)
+    return shapes
+
+
+def _check_shapes(spec: DenseSpec) -> None:
+    available = tensor_shapes([spec.weights], "The projection weights")
+    for key, shape in _expected_shapes(spec).items():
+        if key not in available:
+            raise CorruptCheckpointError(f"{spec.weights} has no tensor {key!r} for the projection head.")
+        if available[key] != shape:
+            raise CorruptCheckpointError(
+                f"{spec.weights}: tensor {key!r} has shape {available[key]}, its config "
+                f"({spec.weights.parent / 'config.json'}) says {shape}."
+            )
 
 
 def _load_layer(layer: DenseLayer, spec: DenseSpec) -> None:
@@ -78,11 +106,6 @@ def _load_layer(layer: DenseLayer, spec: DenseSpec) -> None:
                 if key not in available:
                     raise CorruptCheckpointError(f"{spec.weights} has no tensor {key!r} for the projection head.")
                 tensor = handle.get_tensor(key)
-                if tuple(tensor.shape) != tuple(param.shape):
-                    raise CorruptCheckpointError(
-                        f"{spec.weights}: tensor {key!r} has shape {tuple(tensor.shape)}, its config says "
-                        f"{tuple(param.shape)}."
-                    )
                 with torch.no_grad():
                     param.copy_(tensor.to(param.dtype))
     except CorruptCheckpointError:

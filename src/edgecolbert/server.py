@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -171,8 +172,9 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)
     app.add_exception_handler(EdgeColbertError, _library_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(_health_router)
     app.include_router(_api_router)
     return app
@@ -194,6 +196,7 @@ class Service:
         self.store = store
         self.limits = limits
         self.model_name = public_model_name(reranker.model.name)
+        self.private_paths = _private_paths(reranker, store)
         self._key = None if api_key is None else api_key.encode("utf-8")
         self._close_store = close_store
         self._executor = ThreadPoolExecutor(limits.workers, thread_name_prefix="edgecolbert-worker")
@@ -245,6 +248,27 @@ class Service:
             self._executor.shutdown(wait=True)
             if self._close_store and self.store is not None:
                 self.store.close()
+
+
+def _private_paths(reranker: Reranker, store: BaseStore | None) -> dict[str, str]:
+    """Server paths that error messages may hold, longest first, each with what answers show instead."""
+    named: dict[str, str] = {}
+    spec = getattr(reranker.model, "spec", None)
+    for path, label in ((getattr(store, "path", None), "<store>"), (getattr(spec, "path", None), "<model>")):
+        if path is not None:
+            for form in (str(path), str(Path(path).resolve())):
+                named.setdefault(form, label)
+    home = str(Path.home())
+    if len(home) > 1:
+        named.setdefault(home, "~")
+    return dict(sorted(named.items(), key=lambda item: -len(item[0])))
+
+
+def public_message(message: str, private_paths: dict[str, str]) -> str:
+    """``message`` without the server's folders: callers need what was wrong, not where the files live."""
+    for path, label in private_paths.items():
+        message = message.replace(path, label)
+    return message
 
 
 def public_model_name(name: str) -> str:
@@ -324,13 +348,71 @@ def _library_error(request: Request, exc: Exception) -> JSONResponse:
         status = 400
     else:
         status = 409
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    # The log keeps the full message (paths included); the caller gets it without the server's folders.
+    logger.warning("%s %s refused (%d): %s: %s", request.method, request.url.path, status, type(exc).__name__, exc)
+    return JSONResponse({"detail": public_message(str(exc), _service(request).private_paths)}, status_code=status)
 
 
-def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback goes to the service log (the server logs the re-raised exception), never to the client.
-    logger.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    return JSONResponse({"detail": "Internal error; the service log has the details."}, status_code=500)
+def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, without echoing the input: a NaN or a lone surrogate in it cannot be written as JSON."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(error["loc"]), "msg": _printable(str(error["msg"])), "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# What a store's engine raises for values it cannot use (a field path it cannot parse, a number it
+# cannot hold): the request is at fault, not the service.
+_VALUE_ERRORS = (ValueError, TypeError, OverflowError, RecursionError)
+
+
+async def _store_call(service: Service, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``service.run`` for a store call with request values; the engine's refusal of a value answers 400."""
+    try:
+        return await service.run(function, *args, **kwargs)
+    except EdgeColbertError:
+        raise  # the library's own refusals have their own statuses (_library_error)
+    except _VALUE_ERRORS as exc:
+        logger.warning("The store refused the request's values: %s: %s", type(exc).__name__, exc)
+        message = public_message(str(exc), service.private_paths)
+        raise HTTPException(400, f"The store cannot use the request's values: {message}") from exc
+
+
+class UnexpectedErrors:
+    """Answer 500 for an exception nothing else handled, logging its traceback.
+
+    Answering here rather than in Starlette's last-resort handler matters: that one re-raises to the
+    server, which then drops the connection, failing the client's next request on it too.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if started:  # too late to answer: let the server end the connection
+                raise
+            response = JSONResponse({"detail": "Internal error; the service log has the details."}, status_code=500)
+            await response(scope, receive, send)
 
 
 # ---- authentication and request checks -------------------------------------------------------------
@@ -475,7 +557,8 @@ async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     _check_query(body.query, service.limits)
     _check_k("k", body.k, service.limits)
     _check_k("prefetch_k", body.prefetch_k, service.limits)
-    hits = await service.run(
+    hits = await _store_call(
+        service,
         store.search,
         body.query,
         k=body.k,
@@ -496,7 +579,7 @@ async def add_documents(body: AddDocumentsRequest, service: ServiceDep) -> AddDo
     store = service.require_store()
     _check_documents([document.text for document in body.documents], service.limits)
     documents = [StoreDocument(text=d.text, id=d.id, metadata=d.metadata or {}) for d in body.documents]
-    return await service.run(_add, store, documents)
+    return await _store_call(service, _add, store, documents)
 
 
 def _add(store: BaseStore, documents: list[StoreDocument]) -> AddDocumentsResponse:
@@ -519,7 +602,7 @@ async def delete_documents(body: DeleteDocumentsRequest, service: ServiceDep) ->
     store = service.require_store()
     if len(body.ids) > service.limits.max_documents:
         raise HTTPException(413, f"{len(body.ids)} ids in one request; the limit is {service.limits.max_documents}.")
-    return await service.run(_delete, store, body.ids)
+    return await _store_call(service, _delete, store, body.ids)
 
 
 def _delete(store: BaseStore, ids: list[str | int]) -> DeleteDocumentsResponse:

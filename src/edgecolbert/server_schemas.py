@@ -7,9 +7,87 @@ does not use are accepted and ignored rather than refused.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# Stores keep integers as signed 64-bit (Qdrant payloads) and nest JSON only so deep.
+_INT64 = (-(2**63), 2**63 - 1)
+_MAX_DEPTH = 32
+# A metadata field, or a dotted path into nested fields, as the stores' filters address them.
+_FIELD_PATH = re.compile(r"\w[\w-]*(?:\[\d*\])?(?:\.\w[\w-]*(?:\[\d*\])?)*")
+
+
+def _check_json(value: Any, where: str, *, int_range: bool = True, depth: int = 0) -> None:
+    """Refuse what JSON parsers let through but no store can keep: lone surrogates, deep nesting, NaN,
+    infinities and, with ``int_range``, integers beyond 64 bits."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{where} nests deeper than {_MAX_DEPTH} levels.")
+    if isinstance(value, str):
+        _check_text(value, where)
+    else:
+        _check_number(value, where, int_range=int_range)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key.strip():
+                raise ValueError(f"{where} has an empty key.")
+            _check_text(key, f"a key of {where}")
+            _check_json(item, f"{where}[{key!r}]", int_range=int_range, depth=depth + 1)
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_json(item, f"{where}[{position}]", int_range=int_range, depth=depth + 1)
+
+
+def _check_number(value: Any, where: str, *, int_range: bool) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} holds {value}; only finite numbers can be stored or compared.")
+    if not int_range or isinstance(value, bool) or not isinstance(value, int):
+        return
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError(f"{where} holds {value}, outside the 64-bit integer range the stores keep.")
+
+
+def _check_text(text: str, where: str) -> str:
+    # JSON can carry lone surrogates ("\ud800"), which no store can encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{where} is not valid Unicode ({exc.reason} at {exc.start}).") from exc
+    return text
+
+
+def _checked_id(value: str) -> str:
+    return _check_text(value, "id")
+
+
+def _checked_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        _check_json(value, "metadata")
+    return value
+
+
+def _checked_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return value
+    for key in value:
+        if not _FIELD_PATH.fullmatch(key):
+            raise ValueError(
+                f"filter key {key!r} is not a metadata field name: use letters, digits, '_' and '-', "
+                "with '.' between the parts of a nested field."
+            )
+    # Integer ranges are the store's to judge: its filter parser names the field and the limit.
+    _check_json(value, "filter", int_range=False)
+    return value
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(_checked_metadata)]
+Filter = Annotated[dict[str, Any] | None, AfterValidator(_checked_filter)]
+Id = (
+    Annotated[str, Field(min_length=1), AfterValidator(_checked_id)] | Annotated[int, Field(ge=_INT64[0], le=_INT64[1])]
+)
 
 
 class TextDocument(BaseModel):
@@ -81,10 +159,8 @@ class SearchRequest(BaseModel):
     first_stage: Literal["bm25", "dense", "hybrid"] | None = Field(
         default=None, description="bm25 (default when the store has it), dense, or both fused (hybrid)."
     )
-    filter: dict[str, Any] | None = Field(
-        default=None, description='Metadata filter, e.g. {"lang": "en", "year": {"gte": 2020}}.'
-    )
-    dense_vector: list[float] | None = Field(
+    filter: Filter = Field(default=None, description='Metadata filter, e.g. {"lang": "en", "year": {"gte": 2020}}.')
+    dense_vector: list[FiniteFloat] | None = Field(
         default=None, description="The query's dense vector, for a dense or hybrid first stage."
     )
 
@@ -103,8 +179,8 @@ class SearchResponse(BaseModel):
 
 class NewDocument(BaseModel):
     text: str
-    id: str | int | None = Field(default=None, description="Your id; a UUIDv5 of the text when absent.")
-    metadata: dict[str, Any] | None = None
+    id: Id | None = Field(default=None, description="Your id; a UUIDv5 of the text when absent.")
+    metadata: Metadata = None
 
 
 class AddDocumentsRequest(BaseModel):
@@ -122,7 +198,7 @@ class AddDocumentsResponse(BaseModel):
 
 
 class DeleteDocumentsRequest(BaseModel):
-    ids: list[str | int]
+    ids: list[Id]
 
 
 class DeleteDocumentsResponse(BaseModel):
