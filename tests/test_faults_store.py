@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from edgecolbert import ColBERT
+from edgecolbert.errors import InvalidInputError
 from edgecolbert.store import EdgeStore, StoreError
 from store_fixtures import CountingModel, open_store
 
@@ -120,6 +121,43 @@ def test_a_failed_metadata_update_or_delete_surfaces(engine: str, tmp_path: Path
             store.delete(["b"])
     assert store.count() == 2
     store.close()
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+def _cyclic() -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    value["self"] = value
+    return value
+
+
+@pytest.mark.parametrize("metadata", [_nested(125), _nested(33), _cyclic()], ids=["125-deep", "33-deep", "cycle"])
+def test_a_refused_payload_leaves_a_store_that_reopens_whole(tmp_path: Path, model: ColBERT, metadata: Any) -> None:
+    """Qdrant Edge takes a payload nested ~123 levels deep but cannot read its log back: refuse it first."""
+    folder = tmp_path / "store"
+    with EdgeStore(folder, model) as store:
+        store.add(["hello world", "a second text"], ids=["a", "b"])
+        # As a new document and as a metadata-only update of a stored one.
+        with pytest.raises(InvalidInputError, match="not plain JSON the store can keep"):
+            store.add(["new text"], ids=["c"], metadatas=[metadata])
+        with pytest.raises(InvalidInputError, match="not plain JSON the store can keep"):
+            store.add(["hello world"], ids=["a"], metadatas=[metadata])
+    with EdgeStore(folder) as reopened:
+        assert reopened.count() == 2
+        assert [hit.text for hit in reopened.get(["a", "b"])] == ["hello world", "a second text"]
+
+
+def test_metadata_at_the_depth_limit_is_stored_and_read_back(tmp_path: Path, model: ColBERT) -> None:
+    folder = tmp_path / "store"
+    with EdgeStore(folder, model) as store:
+        store.add(["deep"], ids=["d"], metadatas=[_nested(32)])
+    with EdgeStore(folder) as reopened:
+        assert reopened.get(["d"])[0].metadata == _nested(32)
 
 
 # ---- damaged and half-written store folders ----------------------------------------------------
