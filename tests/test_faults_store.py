@@ -16,7 +16,8 @@ import pytest
 
 from edgecolbert import ColBERT
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.store import EdgeStore, StoreError
+from edgecolbert.store import EdgeStore, ModelMismatchError, StoreError, StoreLockedError
+from edgecolbert.store.schema import model_identity
 from store_fixtures import CountingModel, open_store
 
 ENGINES = ["edge", "qdrant"]
@@ -192,7 +193,6 @@ def _truncate(file: Path) -> None:
         (lambda f: (f / "edgecolbert.json").write_bytes(b"\xff\xfe\x00garbage"), "edgecolbert.json is unreadable"),
         (lambda f: (f / "edgecolbert.json").unlink(), "holds a shard but no edgecolbert.json"),
         (lambda f: _truncate(f / "shard" / "edge_config.json"), "Could not open the Qdrant Edge shard"),
-        (lambda f: (f / "shard" / "edge_config.json").unlink(), "Could not open the Qdrant Edge shard"),
     ],
 )
 def test_a_damaged_store_folder_gives_a_store_error_naming_it(
@@ -207,6 +207,12 @@ def test_a_damaged_store_folder_gives_a_store_error_naming_it(
     assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before
 
 
+def test_a_lost_engine_config_is_rebuilt_from_the_segments(built_store: Path, tmp_path: Path) -> None:
+    folder = damaged_copy(built_store, tmp_path, lambda f: (f / "shard" / "edge_config.json").unlink())
+    with EdgeStore(folder) as store:
+        assert [hit.id for hit in store.get(["a", "b"])] == ["a", "b"]
+
+
 def test_a_crash_while_writing_the_schema_leaves_a_folder_that_opens_as_new(tmp_path: Path, model: ColBERT) -> None:
     folder = tmp_path / "store"
     folder.mkdir()
@@ -218,14 +224,116 @@ def test_a_crash_while_writing_the_schema_leaves_a_folder_that_opens_as_new(tmp_
         assert [hit.id for hit in reopened.get(["x"])] == ["x"]
 
 
-def test_a_crash_before_the_shard_existed_leaves_a_folder_that_opens_empty(
+def test_a_record_without_its_shard_is_refused_not_opened_empty(
     built_store: Path, tmp_path: Path, model: ColBERT
 ) -> None:
     folder = damaged_copy(built_store, tmp_path, lambda f: shutil.rmtree(f / "shard"))
-    with EdgeStore(folder) as store:
-        assert store.count() == 0
-        store.add(["text"], ids=["x"])
-        assert store.count() == 1
+    with pytest.raises(StoreError, match="has its edgecolbert.json but no shard folder") as caught:
+        EdgeStore(folder)
+    assert str(folder) in str(caught.value)
+    assert not (folder / "shard").exists()
+
+
+# ---- two creators of one new folder ------------------------------------------------------------
+
+
+def _record(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "edgecolbert.json").read_text(encoding="utf-8"))
+
+
+def _stale_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second creator looked at the folder before the first one had recorded anything."""
+    import edgecolbert.store.edge as edge_module
+
+    real = edge_module._read_schema
+    reads: list[Path] = []
+
+    def stale_once(path: Path) -> Any:
+        reads.append(path)
+        return None if len(reads) == 1 else real(path)
+
+    monkeypatch.setattr(edge_module, "_read_schema", stale_once)
+
+
+def test_the_creator_that_loses_the_lock_writes_nothing(
+    tmp_path: Path, model: ColBERT, other_model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "store"
+    with EdgeStore(folder, model) as first:
+        first.add(["hello world"], ids=["a"])
+        recorded = _record(folder)
+        _stale_read(monkeypatch)
+        with pytest.raises(StoreLockedError):
+            EdgeStore(folder, other_model)
+        assert _record(folder) == recorded
+    monkeypatch.undo()
+    with EdgeStore(folder) as reopened:
+        assert reopened.search("hello", k=1)[0].id == "a"
+
+
+def test_a_second_creator_that_gets_the_lock_later_keeps_the_first_record(
+    tmp_path: Path, model: ColBERT, other_model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "store"
+    with EdgeStore(folder, model) as first:
+        first.add(["hello world"], ids=["a"])
+    recorded = _record(folder)
+    _stale_read(monkeypatch)
+    with pytest.raises(ModelMismatchError):
+        EdgeStore(folder, other_model)
+    assert _record(folder) == recorded
+    # The refused creator released the folder again.
+    with EdgeStore(folder, model) as reopened:
+        assert reopened.count() == 1
+
+
+_CREATOR = textwrap.dedent(
+    """
+    import sys
+    from edgecolbert import ColBERT
+    from edgecolbert.store import EdgeStore, StoreError
+
+    model = ColBERT.from_pretrained(sys.argv[2], device="cpu")
+    print("READY", flush=True)
+    sys.stdin.readline()
+    try:
+        store = EdgeStore(sys.argv[1], model)
+    except StoreError as exc:
+        print("REFUSED", type(exc).__name__, flush=True)
+    else:
+        print("CREATED", flush=True)
+        sys.stdin.readline()
+        store.close()
+    """
+)
+
+
+def test_two_processes_creating_one_folder_leave_one_consistent_store(
+    tmp_path: Path, model: ColBERT, other_model: ColBERT
+) -> None:
+    folder = tmp_path / "store"
+    creators = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CREATOR, str(folder), checkpoint.name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for checkpoint in (model, other_model)
+    ]
+    for creator in creators:
+        assert creator.stdout is not None and creator.stdout.readline().strip() == "READY"
+    for creator in creators:
+        assert creator.stdin is not None
+        creator.stdin.write("go\n")
+        creator.stdin.flush()
+    outcomes = [creator.stdout.readline().split()[0] for creator in creators if creator.stdout]
+    for creator in creators:
+        creator.communicate("done\n", timeout=120)
+    assert sorted(outcomes) == ["CREATED", "REFUSED"]
+    winner = (model, other_model)[outcomes.index("CREATED")]
+    with EdgeStore(folder) as reopened:
+        assert reopened.schema.model_identity == model_identity(winner)
 
 
 # ---- kill -9 during optimize and close ---------------------------------------------------------

@@ -15,7 +15,7 @@ from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, resolve_store_model
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreError, StoreSchema
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreError, StoreSchema, check_model
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +66,15 @@ class EdgeStore(BaseStore):
         )
         existing = _read_schema(self.path)
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
+        self.path.mkdir(parents=True, exist_ok=True)
+        # The engine's lock comes first: only its holder writes anything, the record included.
+        self.engine = EdgeEngine(self.path / SHARD_DIR, self.schema, on_disk=on_disk, create=existing is None)
         if existing is None:
-            _write_schema(self.path, self.schema)
-        self.engine = EdgeEngine(self.path / SHARD_DIR, self.schema, on_disk=on_disk)
+            try:
+                _claim_record(self.path, self.schema, self.model, self.where)
+            except BaseException:
+                self.engine.close()
+                raise
         self._init_common(dense, encode_batch_size)
 
     def optimize(self) -> None:
@@ -85,19 +91,49 @@ def _read_schema(path: Path) -> StoreSchema | None:
     file = path / SCHEMA_FILE
     if not file.is_file():
         if (path / SHARD_DIR).exists():
-            raise StoreError(f"{path} holds a shard but no {SCHEMA_FILE}: it was not made by edgecolbert.")
+            raise StoreError(
+                f"{path} holds a shard but no {SCHEMA_FILE}: it was not made by edgecolbert, or its creation was "
+                "interrupted before anything was stored (then delete the folder and create the store again)."
+            )
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path} is a file, not a store folder.")
         return None
+    schema = _parse_record(file)
+    if not (path / SHARD_DIR).is_dir():
+        raise StoreError(
+            f"{path} has its {SCHEMA_FILE} but no {SHARD_DIR} folder, so its documents are gone; restore the folder "
+            "from a backup, or delete it and index again."
+        )
+    return schema
+
+
+def _parse_record(file: Path) -> StoreSchema:
     try:
         return StoreSchema.model_validate(json.loads(file.read_text(encoding="utf-8")))
     except (ValueError, OSError) as exc:
         raise StoreError(f"{file} is unreadable ({exc}); restore it from a backup or index into a new folder.") from exc
 
 
+def _claim_record(path: Path, schema: StoreSchema, model: ColBERT, where: str) -> None:
+    """Record a new store's schema, unless a process that created the folder first already did.
+
+    Called with the engine's lock held, so no other writer can be between the check and the write.
+    """
+    file = path / SCHEMA_FILE
+    if not file.is_file():
+        _write_schema(path, schema)
+        return
+    recorded = _parse_record(file)
+    if recorded != schema:
+        check_model(recorded, model, where)
+        raise StoreError(
+            f"{where} was created by another process at the same time with other settings; open it without "
+            "creation options to use it as it was created, or index into a new folder."
+        )
+
+
 def _write_schema(path: Path, schema: StoreSchema) -> None:
     """Write atomically, so a crash leaves either no schema or a whole one."""
-    path.mkdir(parents=True, exist_ok=True)
     temporary = path / f".{SCHEMA_FILE}.{uuid.uuid4().hex}.tmp"
     temporary.write_text(schema.model_dump_json(indent=2), encoding="utf-8")
     os.replace(temporary, path / SCHEMA_FILE)
@@ -106,13 +142,14 @@ def _write_schema(path: Path, schema: StoreSchema) -> None:
 class EdgeEngine:
     """The engine primitives on a Qdrant Edge shard."""
 
-    def __init__(self, folder: Path, schema: StoreSchema, *, on_disk: bool) -> None:
+    def __init__(self, folder: Path, schema: StoreSchema, *, on_disk: bool, create: bool = False) -> None:
         import qdrant_edge as edge
 
         self._edge = edge
         self._schema = schema
         try:
-            if (folder / "edge_config.json").exists():
+            # A store that has a record is never created over: a missing config is damage, not a new store.
+            if not create or (folder / "edge_config.json").exists():
                 self.shard = edge.EdgeShard.load(str(folder))
             else:
                 self.shard = edge.EdgeShard.create(str(folder), _edge_config(edge, schema, on_disk))
