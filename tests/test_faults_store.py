@@ -16,7 +16,7 @@ import pytest
 
 from edgecolbert import ColBERT
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.store import EdgeStore, ModelMismatchError, StoreError, StoreLockedError
+from edgecolbert.store import EdgeStore, ModelMismatchError, StoreDiskFullError, StoreError, StoreLockedError
 from edgecolbert.store.schema import model_identity
 from store_fixtures import CountingModel, open_store
 
@@ -392,3 +392,59 @@ def test_schema_file_is_plain_json_written_whole(built_store: Path) -> None:
     schema = json.loads((built_store / "edgecolbert.json").read_text(encoding="utf-8"))
     assert schema["model_dim"] > 0 and schema["model"]
     assert not list(built_store.glob(".edgecolbert.json.*.tmp"))
+
+
+# ---- a (nearly) full disk ----------------------------------------------------------------------
+
+
+def _disk_with(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
+    """Qdrant Edge dies with SIGBUS when a mapped page cannot be backed; the store must stop before that."""
+    import edgecolbert.store.edge as edge_module
+
+    monkeypatch.setattr(edge_module, "free_bytes", lambda path: free)
+
+
+def test_a_write_that_would_fill_the_disk_is_refused_whole(
+    tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgecolbert.store.edge as edge_module
+
+    folder = tmp_path / "store"
+    with EdgeStore(folder, model) as store:
+        store.add(["hello world", "a second text"], ids=["a", "b"], metadatas=[{"n": 1}, {"n": 2}])
+        # Room for the margin and a little more, not for a batch of documents.
+        _disk_with(monkeypatch, edge_module.DISK_MARGIN_BYTES + 1024)
+        with pytest.raises(StoreDiskFullError, match="Free some space") as caught:
+            store.add_documents([{"text": f"document {i} " * 20, "id": f"new{i}"} for i in range(50)])
+        assert str(folder) in str(caught.value)
+        _disk_with(monkeypatch, edge_module.DISK_MARGIN_BYTES - 1)
+        for write in (
+            lambda: store.add(["hello world"], ids=["a"], metadatas=[{"n": 9}]),
+            lambda: store.delete(["b"]),
+            store.optimize,
+        ):
+            with pytest.raises(StoreDiskFullError):
+                write()
+        assert store.count() == 2
+        monkeypatch.undo()
+        store.add(["third"], ids=["c"])
+    with EdgeStore(folder) as reopened:
+        assert reopened.count() == 3
+        assert [hit.metadata for hit in reopened.get(["a", "b"])] == [{"n": 1}, {"n": 2}]
+
+
+def test_opening_or_creating_a_store_on_a_full_disk_is_a_clear_error(
+    built_store: Path, tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = damaged_copy(built_store, tmp_path, lambda f: None)
+    _disk_with(monkeypatch, 10 * 2**20)
+    with pytest.raises(StoreDiskFullError, match="opening the store needs about") as caught:
+        EdgeStore(folder)
+    assert str(folder) in str(caught.value)
+    new = tmp_path / "new"
+    with pytest.raises(StoreDiskFullError):
+        EdgeStore(new, model)
+    assert not new.exists()
+    monkeypatch.undo()
+    with EdgeStore(folder) as reopened:
+        assert reopened.count() == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +26,42 @@ SHARD_DIR = "shard"
 _RRF_K = 60
 
 
+# Qdrant Edge writes through memory maps (two 32 MiB write-ahead-log files, sparse segment files). A page the
+# disk cannot back kills the process with SIGBUS instead of raising, so writes and opens keep this much free.
+DISK_MARGIN_BYTES = 128 * 2**20
+# A write lands in the write-ahead log and again in a segment, with float32 vectors and indexes on top.
+WRITE_AMPLIFICATION = 4
+
+
 class StoreLockedError(StoreError):
     """Another process (or another open store in this one) holds the folder."""
+
+
+class StoreDiskFullError(StoreError):
+    """The disk under a store has too little free space for the engine to open it or write safely."""
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the disk holding ``path`` (or its nearest existing parent, for a store not yet created)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_free_space(path: Path, needed: int, doing: str) -> None:
+    """Refuse before the engine runs out of disk mid-write, which it cannot survive."""
+    free = free_bytes(path)
+    wanted = needed * WRITE_AMPLIFICATION + DISK_MARGIN_BYTES
+    if free < wanted:
+        raise StoreDiskFullError(
+            f"The disk under {path} has {_mib(free)} free; {doing} needs about {_mib(wanted)} "
+            f"(including a {_mib(DISK_MARGIN_BYTES)} safety margin). Free some space or move the store, then "
+            "retry; everything already acknowledged is kept."
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 class EdgeStore(BaseStore):
@@ -66,6 +101,7 @@ class EdgeStore(BaseStore):
         )
         existing = _read_schema(self.path)
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
+        check_free_space(self.path, 0, "opening the store")
         self.path.mkdir(parents=True, exist_ok=True)
         # The engine's lock comes first: only its holder writes anything, the record included.
         self.engine = EdgeEngine(self.path / SHARD_DIR, self.schema, on_disk=on_disk, create=existing is None)
@@ -81,10 +117,17 @@ class EdgeStore(BaseStore):
         """Merge segments after a bulk load; searches over many small segments are slower."""
         self._check_open()
         with self._write_lock:
+            # Merging rewrites the segments, so it needs about their size again.
+            check_free_space(self.path, _stored_bytes(self.path / SHARD_DIR), "optimizing")
             self.engine.shard.optimize()
 
     def __repr__(self) -> str:
         return f"EdgeStore(path={str(self.path)!r}, model={self.schema.model!r})"
+
+
+def _stored_bytes(folder: Path) -> int:
+    """Bytes the files under ``folder`` occupy on disk (the engine's files are sparse)."""
+    return sum(file.stat().st_blocks * 512 for file in folder.rglob("*") if file.is_file())
 
 
 def _read_schema(path: Path) -> StoreSchema | None:
@@ -147,6 +190,7 @@ class EdgeEngine:
 
         self._edge = edge
         self._schema = schema
+        self._folder = folder
         try:
             # A store that has a record is never created over: a missing config is damage, not a new store.
             if not create or (folder / "edge_config.json").exists():
@@ -169,6 +213,7 @@ class EdgeEngine:
 
     def upsert(self, points: Sequence[PreparedPoint]) -> None:
         edge = self._edge
+        check_free_space(self._folder, sum(_point_bytes(point) for point in points), "writing this batch")
         self.shard.update(edge.UpdateOperation.upsert_points([self._point(point) for point in points]))
 
     def _point(self, point: PreparedPoint) -> Any:
@@ -181,9 +226,11 @@ class EdgeEngine:
         return edge.Point(point.point_id, vectors, point.payload)
 
     def set_payload(self, point_id: PointId, payload: dict[str, Any]) -> None:
+        check_free_space(self._folder, _json_bytes(payload), "updating metadata")
         self.shard.update(self._edge.UpdateOperation.set_payload([point_id], payload))
 
     def delete(self, point_ids: Sequence[PointId]) -> None:
+        check_free_space(self._folder, 64 * len(point_ids), "deleting")
         self.shard.update(self._edge.UpdateOperation.delete_points(list(point_ids)))
 
     def count(self) -> int:
@@ -269,6 +316,16 @@ def _edge_config(edge: Any, schema: StoreSchema, on_disk: bool) -> Any:
         vectors[schema.dense_name] = edge.EdgeVectorParams(size=schema.dense_size, distance=edge.Distance.Cosine)
     sparse = {BM25: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)} if schema.bm25 else None
     return edge.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
+
+
+def _point_bytes(point: PreparedPoint) -> int:
+    sparse = 0 if point.bm25 is None else 8 * len(point.bm25.indices)
+    dense = 0 if point.dense is None else 4 * len(point.dense)
+    return int(point.colbert.size) * 4 + sparse + dense + _json_bytes(point.payload)
+
+
+def _json_bytes(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
 
 def _normal_id(value: Any) -> PointId:
