@@ -179,6 +179,23 @@ def damaged_copy(built: Path, tmp_path: Path, damage: Callable[[Path], object]) 
     return folder
 
 
+def _set_format(folder: Path, number: int) -> None:
+    record = json.loads((folder / "edgecolbert.json").read_text(encoding="utf-8"))
+    (folder / "edgecolbert.json").write_text(json.dumps({**record, "format": number}), encoding="utf-8")
+
+
+def test_a_collection_recorded_in_an_unknown_format_is_refused(model: ColBERT) -> None:
+    qdrant_client = pytest.importorskip("qdrant_client")
+    from edgecolbert.store import QdrantStore
+
+    client = qdrant_client.QdrantClient(":memory:")
+    QdrantStore("docs", model, client=client).close()
+    record = client.get_collection("docs").config.metadata["edgecolbert"]
+    client.update_collection("docs", metadata={"edgecolbert": {**record, "format": 7}})
+    with pytest.raises(StoreError, match="'docs' has an edgecolbert record .* store format 7 is not the format 1"):
+        QdrantStore("docs", model, client=client)
+
+
 def _truncate(file: Path) -> None:
     file.write_bytes(file.read_bytes()[: len(file.read_bytes()) // 2])
 
@@ -192,6 +209,8 @@ def _truncate(file: Path) -> None:
         (lambda f: (f / "edgecolbert.json").write_text('{"format": 1}'), "edgecolbert.json is unreadable"),
         (lambda f: (f / "edgecolbert.json").write_bytes(b"\xff\xfe\x00garbage"), "edgecolbert.json is unreadable"),
         (lambda f: (f / "edgecolbert.json").unlink(), "holds a shard but no edgecolbert.json"),
+        (lambda f: _set_format(f, 2), "store format 2 is not the format 1 this edgecolbert reads"),
+        (lambda f: _set_format(f, 0), "store format 0 is not the format 1"),
         (lambda f: _truncate(f / "shard" / "edge_config.json"), "Could not open the Qdrant Edge shard"),
     ],
 )

@@ -16,7 +16,16 @@ from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, resolve_store_model
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreError, StoreSchema, check_model
+from edgecolbert.store.schema import (
+    BM25,
+    COLBERT,
+    Datatype,
+    Quantization,
+    StoreError,
+    StoreSchema,
+    check_model,
+    load_schema,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +161,7 @@ def _read_schema(path: Path) -> StoreSchema | None:
 
 def _parse_record(file: Path) -> StoreSchema:
     try:
-        return StoreSchema.model_validate(json.loads(file.read_text(encoding="utf-8")))
+        return load_schema(json.loads(file.read_text(encoding="utf-8")))
     except (ValueError, OSError) as exc:
         raise StoreError(f"{file} is unreadable ({exc}); restore it from a backup or index into a new folder.") from exc
 

@@ -22,7 +22,7 @@ from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPl
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
 from edgecolbert.store.retry import RetryPolicy, call_with_retries
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema, load_schema
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -262,7 +262,14 @@ def _stored_schema(client: QdrantClient, collection: str) -> StoreSchema | None:
     """The schema in an existing collection's metadata; None when edgecolbert never recorded one."""
     metadata = client.get_collection(collection).config.metadata or {}
     stored = metadata.get(METADATA_FIELD)
-    return None if stored is None else StoreSchema.model_validate(stored)
+    if stored is None:
+        return None
+    try:
+        return load_schema(stored)
+    except ValueError as exc:
+        raise StoreError(
+            f"Qdrant collection '{collection}' has an edgecolbert record this version cannot use ({exc})."
+        ) from exc
 
 
 def _create_collection(
