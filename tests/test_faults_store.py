@@ -226,6 +226,50 @@ def test_a_damaged_store_folder_gives_a_store_error_naming_it(
     assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before
 
 
+def _segment(folder: Path) -> Path:
+    return next((folder / "shard" / "segments").iterdir())
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    ["vector_storage-colbert/vectors/chunk_0.mmap", "payload_storage/page_0.dat"],
+)
+def test_a_truncated_engine_file_gives_a_store_error_naming_the_store(
+    built_store: Path, tmp_path: Path, damaged: str
+) -> None:
+    folder = damaged_copy(built_store, tmp_path, lambda f: (_segment(f) / damaged).write_bytes(b"\0" * 64))
+    with EdgeStore(folder) as store, pytest.raises(StoreError, match="its files are damaged: restore") as caught:
+        store.search("hello", k=2)
+    assert str(folder) in str(caught.value)
+
+
+def test_a_deleted_segment_is_found_by_the_count_at_the_last_close(tmp_path: Path, model: ColBERT) -> None:
+    folder = tmp_path / "store"
+    with EdgeStore(folder, model) as store:
+        store.add_documents(
+            ({"text": f"text {i} about topic {i % 7}", "id": f"d{i}"} for i in range(200)), batch_size=50
+        )
+    with EdgeStore(folder) as reopened:
+        assert reopened.count() == 200
+    # The write-ahead log replays only the last batches; the rest lived in the segment alone.
+    shutil.rmtree(_segment(folder))
+    with pytest.raises(StoreError, match="held 200 documents when it was last closed but opens with") as caught:
+        EdgeStore(folder)
+    assert str(folder) in str(caught.value)
+    # Still refused on the next try; deleting the count file, as the message says, opens what is left.
+    with pytest.raises(StoreError, match="last closed"):
+        EdgeStore(folder)
+    (folder / "closed-count.json").unlink()
+    with EdgeStore(folder) as store:
+        assert store.count() < 200
+
+
+def test_a_store_path_under_a_regular_file_is_a_store_error(tmp_path: Path, model: ColBERT) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StoreError, match="Cannot create the store folder .*file/store"):
+        EdgeStore(tmp_path / "file" / "store", model)
+
+
 def test_a_lost_engine_config_is_rebuilt_from_the_segments(built_store: Path, tmp_path: Path) -> None:
     folder = damaged_copy(built_store, tmp_path, lambda f: (f / "shard" / "edge_config.json").unlink())
     with EdgeStore(folder) as store:

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_STORE_PATH = "./edgecolbert_data"
 SCHEMA_FILE = "edgecolbert.json"
 SHARD_DIR = "shard"
+# The document count at the last clean close; an open that finds fewer has lost segment files.
+CLOSED_COUNT_FILE = "closed-count.json"
 _RRF_K = 60
 
 
@@ -111,16 +113,29 @@ class EdgeStore(BaseStore):
         existing = _read_schema(self.path)
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
         check_free_space(self.path, 0, "opening the store")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the store folder {self.path}: {exc.strerror or exc}.") from exc
         # The engine's lock comes first: only its holder writes anything, the record included.
         self.engine = EdgeEngine(self.path / SHARD_DIR, self.schema, on_disk=on_disk, create=existing is None)
-        if existing is None:
-            try:
+        try:
+            if existing is None:
                 _claim_record(self.path, self.schema, self.model, self.where)
-            except BaseException:
-                self.engine.close()
-                raise
+            _check_closed_count(self.path, self.engine.count())
+        except BaseException:
+            self.engine.close()
+            raise
         self._init_common(dense, encode_batch_size)
+
+    def close(self) -> None:
+        """Flush and release the engine, recording the count the next open must find."""
+        if self._closed:
+            return
+        with self._write_lock:
+            count = self.engine.count()
+            super().close()
+        _write_atomically(self.path / CLOSED_COUNT_FILE, json.dumps({"count": count}))
 
     def optimize(self) -> None:
         """Merge segments after a bulk load; searches over many small segments are slower."""
@@ -184,11 +199,67 @@ def _claim_record(path: Path, schema: StoreSchema, model: ColBERT, where: str) -
         )
 
 
+def _check_closed_count(path: Path, count: int) -> None:
+    """Compare with the count at the last clean close (after a crash there is none to compare with).
+
+    Qdrant Edge opens a shard whose segment folder was deleted without complaint, minus those documents.
+    The file is removed once checked, so a crash before the next clean close cannot leave a stale count.
+    """
+    file = path / CLOSED_COUNT_FILE
+    try:
+        expected = json.loads(file.read_text(encoding="utf-8"))["count"]
+    except FileNotFoundError:
+        return
+    except (ValueError, KeyError, TypeError, OSError):
+        expected = None  # a damaged count file proves nothing about the documents
+    if isinstance(expected, int) and expected != count:
+        raise StoreError(
+            f"{path} held {expected} documents when it was last closed but opens with {count}: files under "
+            f"{path / SHARD_DIR / 'segments'} are missing or damaged. Restore the folder from a backup, or delete "
+            f"{file} to open it with what is left."
+        )
+    file.unlink(missing_ok=True)
+
+
 def _write_schema(path: Path, schema: StoreSchema) -> None:
-    """Write atomically, so a crash leaves either no schema or a whole one."""
-    temporary = path / f".{SCHEMA_FILE}.{uuid.uuid4().hex}.tmp"
-    temporary.write_text(schema.model_dump_json(indent=2), encoding="utf-8")
-    os.replace(temporary, path / SCHEMA_FILE)
+    _write_atomically(path / SCHEMA_FILE, schema.model_dump_json(indent=2))
+
+
+def _write_atomically(file: Path, text: str) -> None:
+    """Write to a temporary file and rename it, so a crash leaves the old file or the whole new one."""
+    temporary = file.parent / f".{file.name}.{uuid.uuid4().hex}.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, file)
+
+
+class GuardedShard:
+    """The shard, its failures raised as :class:`StoreError` naming the store.
+
+    Qdrant Edge raises a bare ``Exception`` ("Service runtime error: ... out of bounds") or a Rust panic
+    (a ``BaseException``) when a file it reads is damaged, typically on the first search after an open.
+    """
+
+    def __init__(self, shard: Any, store: Path) -> None:
+        self._shard = shard
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._shard, name)
+        if not callable(method):
+            return method
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # pyo3's PanicException derives from BaseException
+                raise StoreError(
+                    f"Qdrant Edge failed to {name} the store at {self._store}: {type(exc).__name__}: {exc}. If this "
+                    "repeats, its files are damaged: restore the folder from a backup or index into a new one."
+                ) from exc
+
+        return guarded
 
 
 class EdgeEngine:
@@ -206,6 +277,7 @@ class EdgeEngine:
                 self.shard = edge.EdgeShard.load(str(folder))
             else:
                 self.shard = edge.EdgeShard.create(str(folder), _edge_config(edge, schema, on_disk))
+            self.shard = GuardedShard(self.shard, folder.parent)
         except Exception as exc:  # qdrant_edge raises bare Exception for every failure
             if "WouldBlock" in str(exc):
                 raise StoreLockedError(
