@@ -243,6 +243,26 @@ def test_a_truncated_engine_file_gives_a_store_error_naming_the_store(
     assert str(folder) in str(caught.value)
 
 
+def _garble_internal_id(folder: Path) -> None:
+    mappings = _segment(folder) / "mutable_id_tracker.mappings"
+    data = bytearray(mappings.read_bytes())
+    # The first entry inserts a UUID: type byte, 16 id bytes, then its u32 slot.
+    data[17:21] = b"\xff\xff\xff\xf0"
+    mappings.write_bytes(bytes(data))
+
+
+def test_a_garbled_id_mapping_is_refused_before_the_engine_reads_it(built_store: Path, tmp_path: Path) -> None:
+    """The engine would size a table by the garbled slot (about 32 GB) and abort the process."""
+    folder = damaged_copy(built_store, tmp_path, _garble_internal_id)
+    script = "import sys\nfrom edgecolbert.store import EdgeStore, StoreError\ntry:\n    EdgeStore(sys.argv[1])\n"
+    script += "except StoreError as exc:\n    print(exc)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "mutable_id_tracker.mappings is damaged" in done.stdout and str(folder) in done.stdout
+
+
 def test_a_deleted_segment_is_found_by_the_count_at_the_last_close(tmp_path: Path, model: ColBERT) -> None:
     folder = tmp_path / "store"
     with EdgeStore(folder, model) as store:

@@ -271,6 +271,7 @@ class EdgeEngine:
         self._edge = edge
         self._schema = schema
         self._folder = folder
+        _check_id_trackers(folder)
         try:
             # A store that has a record is never created over: a missing config is damage, not a new store.
             if not create or (folder / "edge_config.json").exists():
@@ -363,6 +364,35 @@ class EdgeEngine:
     def close(self) -> None:
         self.shard.flush()
         self.shard.close()
+
+
+# Qdrant Edge's id-tracker log: a type byte, then the external id, then (for inserts) a u32 internal id.
+_TRACKER_ENTRIES = {1: (8, True), 2: (16, True), 3: (8, False), 4: (16, False)}
+# Internal ids are dense slots; one far past the slots a segment can have is damage, and the engine would
+# allocate a table that large (gigabytes) and abort the process.
+_TRACKER_SLACK = 1_000_000
+
+
+def _check_id_trackers(folder: Path) -> None:
+    for mappings in sorted(folder.glob("segments/*/mutable_id_tracker.mappings")):
+        data = mappings.read_bytes()
+        versions = mappings.with_name("mutable_id_tracker.versions")
+        slots = versions.stat().st_size // 8 if versions.exists() else 0
+        internal_ids, position = [], 0
+        while position < len(data) and data[position] in _TRACKER_ENTRIES:
+            id_bytes, insert = _TRACKER_ENTRIES[data[position]]
+            end = position + 1 + id_bytes + (4 if insert else 0)
+            if end > len(data):
+                break  # a torn last entry is the engine's to handle
+            if insert:
+                internal_ids.append(int.from_bytes(data[end - 4 : end], "little"))
+            position = end
+        limit = max(len(internal_ids), slots) + _TRACKER_SLACK
+        if internal_ids and max(internal_ids) >= limit:
+            raise StoreError(
+                f"{mappings} is damaged (it maps a document to slot {max(internal_ids)} of at most {limit}); "
+                f"the store at {folder.parent} cannot be opened. Restore the folder from a backup or index again."
+            )
 
 
 def _edge_condition(edge: Any, condition: Condition, prefix: str) -> Any:
