@@ -486,6 +486,39 @@ def test_dense_first_stage_needs_a_query_vector(client: Any, model: ColBERT) -> 
         QdrantStore("lc", model, client=client).search(query)
 
 
+class FlakyClient:
+    """A client whose every server call first fails with a dropped connection."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.failed: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        import httpx
+
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if name not in self.failed:
+                self.failed.append(name)
+                raise httpx.ConnectError("connection reset (injected by the test)")
+            return method(*args, **kwargs)
+
+        return flaky
+
+
+def test_attach_retries_transient_failures_of_every_call(client: Any, model: ColBERT) -> None:
+    langchain_collection(client, "lc")
+    flaky = FlakyClient(client)
+    store = _attach(flaky, "lc", model, dense=HashEmbedder(), batch_size=8, retry_backoff=0.0)
+    assert _missing_colbert(client, "lc") == 0
+    assert store.count() == N_DOCS
+    calls = {"collection_exists", "get_collection", "scroll", "update_collection", "create_vector_name"}
+    assert calls | {"count", "update_vectors"} <= set(flaky.failed)
+
+
 def test_attach_that_died_before_creating_the_vector_completes(client: Any, model: ColBERT) -> None:
     langchain_collection(client, "lc")
     schema = _attach(client, "lc", model).schema.model_dump()

@@ -41,6 +41,7 @@ class Fault:
     status: int | None = None
     hang_s: float = 0.0
     after: int = 0  # matching requests let through before the fault starts
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,9 +75,11 @@ def _handler(state: FakeQdrant) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             return None
 
-        def _reply(self, status: int, result: Any) -> None:
+        def _reply(self, status: int, result: Any, headers: dict[str, str] | None = None) -> None:
             body = json.dumps({"result": result, "status": "ok", "time": 0.0}).encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -94,7 +97,7 @@ def _handler(state: FakeQdrant) -> type[BaseHTTPRequestHandler]:
                 if fault.hang_s:
                     state.released.wait(fault.hang_s)
                 if fault.status is not None:
-                    self._reply(fault.status, None)
+                    self._reply(fault.status, None, fault.headers)
                     return
             self._reply(200, self._answer(line, body))
 
@@ -180,6 +183,42 @@ def test_gateway_errors_on_reads_are_retried(server: FakeQdrant, model: ColBERT,
     server.faults.append(Fault(r"POST /collections/docs/points/count", times=2, status=status))
     assert store.count() == 1
     assert server.requests.count("POST /collections/docs/points/count") == 3
+
+
+@pytest.mark.parametrize("headers", [{"Retry-After": "0"}, {}], ids=["retry-after", "no-header"])
+def test_rate_limited_writes_are_retried(server: FakeQdrant, model: ColBERT, headers: dict[str, str]) -> None:
+    store = open_remote(server, model)
+    server.faults.append(Fault(r"PUT /collections/docs/points$", times=2, status=429, headers=headers))
+    store.add(["one", "two"], ids=["1", "2"])
+    assert store.count() == 2
+    assert server.requests.count("PUT /collections/docs/points") == 3
+
+
+@pytest.mark.parametrize(("asked", "waited"), [(2, 2.0), (600, 8.0)])
+def test_retry_after_is_honoured_up_to_the_cap(asked: int, waited: float) -> None:
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+
+    attempts: list[int] = []
+    waits: list[float] = []
+
+    def rate_limited() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ResourceExhaustedResponse("slow down", asked)
+        return "done"
+
+    policy = RetryPolicy(backoff=0.01, max_delay=8.0, deadline=1000.0)
+    assert call_with_retries(rate_limited, what="upsert", where="http://q", policy=policy, sleep=waits.append) == "done"
+    assert waits == [waited, waited]
+
+
+def test_creating_the_collection_is_retried(server: FakeQdrant, model: ColBERT) -> None:
+    server.faults.append(Fault(r"PUT /collections/docs$", times=2, status=503))
+    store = open_remote(server, model)
+    assert "docs" in server.collections
+    assert server.requests.count("PUT /collections/docs") == 3
+    store.add(["one"], ids=["1"])
+    assert store.count() == 1
 
 
 @pytest.mark.parametrize("status", [400, 403, 404, 409, 500])

@@ -32,6 +32,13 @@ def unique_ids(n: int) -> list[str]:
     return [f"p-{uuid.uuid4().hex[:12]}" for _ in range(n)]
 
 
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
 def dense(n: int) -> list[list[float]]:
     return [[1.0, float(i), 0.5, -1.0] for i in range(n)]
 
@@ -131,6 +138,14 @@ def test_duplicate_ids_in_one_batch(store: Any, texts: list[str]) -> None:
         (lambda s: s.rerank("query", ["\ud800"]), "lone surrogate"),
         (lambda s: s.add(["fine"], metadatas=[{"k": "\ud800"}]), "not plain JSON"),
         (lambda s: s.add(["fine"], metadatas=[{"k": float("nan")}]), "not plain JSON"),
+        (lambda s: s.add(["fine"], metadatas=[{"k": [float("-inf")]}]), "not a finite number"),
+        (lambda s: s.add(["fine"], metadatas=[nested(40)]), "nested more than 32 levels"),
+        (lambda s: s.add(["fine"], metadatas=[{1: "int key"}]), "keys must be strings"),
+        (lambda s: s.add(["fine"], metadatas=[{"k": 2**64}]), "outside 64 bits"),
+        (lambda s: s.add(["fine"], metadatas=[{"k": {1, 2}}]), "is a set, not a JSON value"),
+        (lambda s: s.add(["fine"], metadatas=[{"k": np.float32(1.0)}]), "not a JSON value"),
+        (lambda s: s.add(["fine"], metadatas=[{"k": "x" * (17 * 2**20)}]), "over the 16777216-byte limit"),
+        (lambda s: s.add_documents([{"text": "fine", "metadata": nested(200)}]), "nested more than 32 levels"),
         (lambda s: s.search("   "), "empty"),
         (lambda s: s.search("q", k=0), "k must be"),
         (lambda s: s.add(["a"], ids=[""]), "empty"),

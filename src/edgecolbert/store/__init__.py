@@ -2,7 +2,7 @@
 
 from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
 from edgecolbert.store.documents import Hit, StoreDocument
-from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore, StoreLockedError
+from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore, StoreDiskFullError, StoreLockedError
 from edgecolbert.store.schema import DocumentNotFoundError, ModelMismatchError, StoreError, StoreSchema
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ModelMismatchError",
     "MultiVectorStore",
     "QdrantStore",
+    "StoreDiskFullError",
     "StoreDocument",
     "StoreError",
     "StoreLockedError",

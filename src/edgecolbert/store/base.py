@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -282,14 +283,12 @@ class BaseStore:
         ]
 
     def _payload(self, item: _Item) -> dict[str, Any]:
-        payload = {
+        return {
             ID_KEY: item.doc_id,
             self.schema.text_key: item.document.text,
             self.schema.metadata_key: dict(item.document.metadata),
             HASH_KEY: item.content_hash,
         }
-        _check_json(payload, item.doc_id)
-        return payload
 
     def _storage_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """Zero-pad to the stored width: zeros change no dot product, and wider rows can be faster."""
@@ -575,6 +574,7 @@ def _resolve(document: StoreDocument) -> _Item:
         raise InvalidTypeError(f"Document metadata must be a mapping, got {type(document.metadata).__name__}.")
     doc_id = content_id(document.text) if document.id is None else _check_id(document.id)
     check_utf8(document.text, f"The text of document {doc_id!r}")
+    _check_json(document, doc_id)
     return _Item(doc_id, point_id(doc_id), content_hash(document.text), document)
 
 
@@ -652,11 +652,56 @@ def _pick(values: list[Any] | None, positions: list[int]) -> list[Any] | None:
     return [values[i] for i in positions]
 
 
-def _check_json(payload: dict[str, Any], doc_id: str) -> None:
-    try:
-        json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"Metadata of document {doc_id!r} is not plain JSON: {exc}") from exc
+# Qdrant Edge accepts a payload nested ~123 levels deep, then cannot read its own write-ahead log back
+# (serde's recursion limit), so the store no longer opens. 32 levels leaves a wide margin.
+MAX_METADATA_DEPTH = 32
+# Qdrant Edge reads back 50 MB payloads; a Qdrant server refuses requests over 32 MB by default.
+MAX_PAYLOAD_BYTES = 16 * 2**20
+# Integers outside 64 bits come back from the engine as floats, so the stored value would differ.
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _check_json(document: StoreDocument, doc_id: str) -> None:
+    """Refuse a payload the engines cannot store and read back unchanged, before anything is written."""
+    problem = _json_problem(document.metadata, "metadata", 1)
+    if problem is None:
+        try:
+            size = len(json.dumps(dict(document.metadata), allow_nan=False, ensure_ascii=False).encode("utf-8"))
+        except (TypeError, ValueError) as exc:
+            problem = str(exc)
+        else:
+            size += len(document.text.encode("utf-8"))
+            if size > MAX_PAYLOAD_BYTES:
+                problem = f"text and metadata take {size} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
+    if problem is not None:
+        raise InvalidInputError(
+            f"Metadata of document {doc_id!r} is not plain JSON the store can keep: {problem}. Use string keys, "
+            f"strings, finite numbers, 64-bit integers, booleans, None, lists and dicts, at most "
+            f"{MAX_METADATA_DEPTH} levels deep."
+        )
+
+
+def _json_problem(value: Any, where: str, depth: int) -> str | None:
+    """What makes ``value`` unstorable, or None. Stops at the depth limit, so cycles end too."""
+    if isinstance(value, (Mapping, list, tuple)):
+        if depth > MAX_METADATA_DEPTH:
+            return f"{where} is nested more than {MAX_METADATA_DEPTH} levels deep"
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, item in items:
+            if isinstance(value, Mapping) and not isinstance(key, str):
+                return f"{where} has a key of type {type(key).__name__} ({key!r}); keys must be strings"
+            problem = _json_problem(item, f"{where}[{key!r}]", depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    if isinstance(value, int):
+        low, high = _INT_RANGE
+        return None if low <= value <= high else f"{where} is an integer outside 64 bits ({value})"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where} is {value}, not a finite number"
+    return f"{where} is a {type(value).__name__}, not a JSON value"
 
 
 def check_positive(name: str, value: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,18 +16,63 @@ from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, resolve_store_model
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreError, StoreSchema
+from edgecolbert.store.schema import (
+    BM25,
+    COLBERT,
+    Datatype,
+    Quantization,
+    StoreError,
+    StoreSchema,
+    check_model,
+    load_schema,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STORE_PATH = "./edgecolbert_data"
 SCHEMA_FILE = "edgecolbert.json"
 SHARD_DIR = "shard"
+# The document count at the last clean close; an open that finds fewer has lost segment files.
+CLOSED_COUNT_FILE = "closed-count.json"
 _RRF_K = 60
+
+
+# Qdrant Edge writes through memory maps (two 32 MiB write-ahead-log files, sparse segment files). A page the
+# disk cannot back kills the process with SIGBUS instead of raising, so writes and opens keep this much free.
+DISK_MARGIN_BYTES = 128 * 2**20
+# A write lands in the write-ahead log and again in a segment, with float32 vectors and indexes on top.
+WRITE_AMPLIFICATION = 4
 
 
 class StoreLockedError(StoreError):
     """Another process (or another open store in this one) holds the folder."""
+
+
+class StoreDiskFullError(StoreError):
+    """The disk under a store has too little free space for the engine to open it or write safely."""
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the disk holding ``path`` (or its nearest existing parent, for a store not yet created)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_free_space(path: Path, needed: int, doing: str) -> None:
+    """Refuse before the engine runs out of disk mid-write, which it cannot survive."""
+    free = free_bytes(path)
+    wanted = needed * WRITE_AMPLIFICATION + DISK_MARGIN_BYTES
+    if free < wanted:
+        raise StoreDiskFullError(
+            f"The disk under {path} has {_mib(free)} free; {doing} needs about {_mib(wanted)} "
+            f"(including a {_mib(DISK_MARGIN_BYTES)} safety margin). Free some space or move the store, then "
+            "retry; everything already acknowledged is kept."
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 class EdgeStore(BaseStore):
@@ -66,56 +112,173 @@ class EdgeStore(BaseStore):
         )
         existing = _read_schema(self.path)
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
-        if existing is None:
-            _write_schema(self.path, self.schema)
-        self.engine = EdgeEngine(self.path / SHARD_DIR, self.schema, on_disk=on_disk)
+        check_free_space(self.path, 0, "opening the store")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the store folder {self.path}: {exc.strerror or exc}.") from exc
+        # The engine's lock comes first: only its holder writes anything, the record included.
+        self.engine = EdgeEngine(self.path / SHARD_DIR, self.schema, on_disk=on_disk, create=existing is None)
+        try:
+            if existing is None:
+                _claim_record(self.path, self.schema, self.model, self.where)
+            _check_closed_count(self.path, self.engine.count())
+        except BaseException:
+            self.engine.close()
+            raise
         self._init_common(dense, encode_batch_size)
+
+    def close(self) -> None:
+        """Flush and release the engine, recording the count the next open must find."""
+        if self._closed:
+            return
+        with self._write_lock:
+            count = self.engine.count()
+            super().close()
+        _write_atomically(self.path / CLOSED_COUNT_FILE, json.dumps({"count": count}))
 
     def optimize(self) -> None:
         """Merge segments after a bulk load; searches over many small segments are slower."""
         self._check_open()
         with self._write_lock:
+            # Merging rewrites the segments, so it needs about their size again.
+            check_free_space(self.path, _stored_bytes(self.path / SHARD_DIR), "optimizing")
             self.engine.shard.optimize()
 
     def __repr__(self) -> str:
         return f"EdgeStore(path={str(self.path)!r}, model={self.schema.model!r})"
 
 
+def _stored_bytes(folder: Path) -> int:
+    """Bytes the files under ``folder`` occupy on disk (the engine's files are sparse)."""
+    return sum(file.stat().st_blocks * 512 for file in folder.rglob("*") if file.is_file())
+
+
 def _read_schema(path: Path) -> StoreSchema | None:
     file = path / SCHEMA_FILE
     if not file.is_file():
         if (path / SHARD_DIR).exists():
-            raise StoreError(f"{path} holds a shard but no {SCHEMA_FILE}: it was not made by edgecolbert.")
+            raise StoreError(
+                f"{path} holds a shard but no {SCHEMA_FILE}: it was not made by edgecolbert, or its creation was "
+                "interrupted before anything was stored (then delete the folder and create the store again)."
+            )
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path} is a file, not a store folder.")
         return None
+    schema = _parse_record(file)
+    if not (path / SHARD_DIR).is_dir():
+        raise StoreError(
+            f"{path} has its {SCHEMA_FILE} but no {SHARD_DIR} folder, so its documents are gone; restore the folder "
+            "from a backup, or delete it and index again."
+        )
+    return schema
+
+
+def _parse_record(file: Path) -> StoreSchema:
     try:
-        return StoreSchema.model_validate(json.loads(file.read_text(encoding="utf-8")))
+        return load_schema(json.loads(file.read_text(encoding="utf-8")))
     except (ValueError, OSError) as exc:
         raise StoreError(f"{file} is unreadable ({exc}); restore it from a backup or index into a new folder.") from exc
 
 
+def _claim_record(path: Path, schema: StoreSchema, model: ColBERT, where: str) -> None:
+    """Record a new store's schema, unless a process that created the folder first already did.
+
+    Called with the engine's lock held, so no other writer can be between the check and the write.
+    """
+    file = path / SCHEMA_FILE
+    if not file.is_file():
+        _write_schema(path, schema)
+        return
+    recorded = _parse_record(file)
+    if recorded != schema:
+        check_model(recorded, model, where)
+        raise StoreError(
+            f"{where} was created by another process at the same time with other settings; open it without "
+            "creation options to use it as it was created, or index into a new folder."
+        )
+
+
+def _check_closed_count(path: Path, count: int) -> None:
+    """Compare with the count at the last clean close (after a crash there is none to compare with).
+
+    Qdrant Edge opens a shard whose segment folder was deleted without complaint, minus those documents.
+    The file is removed once checked, so a crash before the next clean close cannot leave a stale count.
+    """
+    file = path / CLOSED_COUNT_FILE
+    try:
+        expected = json.loads(file.read_text(encoding="utf-8"))["count"]
+    except FileNotFoundError:
+        return
+    except (ValueError, KeyError, TypeError, OSError):
+        expected = None  # a damaged count file proves nothing about the documents
+    if isinstance(expected, int) and expected != count:
+        raise StoreError(
+            f"{path} held {expected} documents when it was last closed but opens with {count}: files under "
+            f"{path / SHARD_DIR / 'segments'} are missing or damaged. Restore the folder from a backup, or delete "
+            f"{file} to open it with what is left."
+        )
+    file.unlink(missing_ok=True)
+
+
 def _write_schema(path: Path, schema: StoreSchema) -> None:
-    """Write atomically, so a crash leaves either no schema or a whole one."""
-    path.mkdir(parents=True, exist_ok=True)
-    temporary = path / f".{SCHEMA_FILE}.{uuid.uuid4().hex}.tmp"
-    temporary.write_text(schema.model_dump_json(indent=2), encoding="utf-8")
-    os.replace(temporary, path / SCHEMA_FILE)
+    _write_atomically(path / SCHEMA_FILE, schema.model_dump_json(indent=2))
+
+
+def _write_atomically(file: Path, text: str) -> None:
+    """Write to a temporary file and rename it, so a crash leaves the old file or the whole new one."""
+    temporary = file.parent / f".{file.name}.{uuid.uuid4().hex}.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, file)
+
+
+class GuardedShard:
+    """The shard, its failures raised as :class:`StoreError` naming the store.
+
+    Qdrant Edge raises a bare ``Exception`` ("Service runtime error: ... out of bounds") or a Rust panic
+    (a ``BaseException``) when a file it reads is damaged, typically on the first search after an open.
+    """
+
+    def __init__(self, shard: Any, store: Path) -> None:
+        self._shard = shard
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._shard, name)
+        if not callable(method):
+            return method
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # pyo3's PanicException derives from BaseException
+                raise StoreError(
+                    f"Qdrant Edge failed to {name} the store at {self._store}: {type(exc).__name__}: {exc}. If this "
+                    "repeats, its files are damaged: restore the folder from a backup or index into a new one."
+                ) from exc
+
+        return guarded
 
 
 class EdgeEngine:
     """The engine primitives on a Qdrant Edge shard."""
 
-    def __init__(self, folder: Path, schema: StoreSchema, *, on_disk: bool) -> None:
+    def __init__(self, folder: Path, schema: StoreSchema, *, on_disk: bool, create: bool = False) -> None:
         import qdrant_edge as edge
 
         self._edge = edge
         self._schema = schema
+        self._folder = folder
+        _check_id_trackers(folder)
         try:
-            if (folder / "edge_config.json").exists():
+            # A store that has a record is never created over: a missing config is damage, not a new store.
+            if not create or (folder / "edge_config.json").exists():
                 self.shard = edge.EdgeShard.load(str(folder))
             else:
                 self.shard = edge.EdgeShard.create(str(folder), _edge_config(edge, schema, on_disk))
+            self.shard = GuardedShard(self.shard, folder.parent)
         except Exception as exc:  # qdrant_edge raises bare Exception for every failure
             if "WouldBlock" in str(exc):
                 raise StoreLockedError(
@@ -132,6 +295,7 @@ class EdgeEngine:
 
     def upsert(self, points: Sequence[PreparedPoint]) -> None:
         edge = self._edge
+        check_free_space(self._folder, sum(_point_bytes(point) for point in points), "writing this batch")
         self.shard.update(edge.UpdateOperation.upsert_points([self._point(point) for point in points]))
 
     def _point(self, point: PreparedPoint) -> Any:
@@ -144,9 +308,11 @@ class EdgeEngine:
         return edge.Point(point.point_id, vectors, point.payload)
 
     def set_payload(self, point_id: PointId, payload: dict[str, Any]) -> None:
+        check_free_space(self._folder, _json_bytes(payload), "updating metadata")
         self.shard.update(self._edge.UpdateOperation.set_payload([point_id], payload))
 
     def delete(self, point_ids: Sequence[PointId]) -> None:
+        check_free_space(self._folder, 64 * len(point_ids), "deleting")
         self.shard.update(self._edge.UpdateOperation.delete_points(list(point_ids)))
 
     def count(self) -> int:
@@ -200,6 +366,35 @@ class EdgeEngine:
         self.shard.close()
 
 
+# Qdrant Edge's id-tracker log: a type byte, then the external id, then (for inserts) a u32 internal id.
+_TRACKER_ENTRIES = {1: (8, True), 2: (16, True), 3: (8, False), 4: (16, False)}
+# Internal ids are dense slots; one far past the slots a segment can have is damage, and the engine would
+# allocate a table that large (gigabytes) and abort the process.
+_TRACKER_SLACK = 1_000_000
+
+
+def _check_id_trackers(folder: Path) -> None:
+    for mappings in sorted(folder.glob("segments/*/mutable_id_tracker.mappings")):
+        data = mappings.read_bytes()
+        versions = mappings.with_name("mutable_id_tracker.versions")
+        slots = versions.stat().st_size // 8 if versions.exists() else 0
+        internal_ids, position = [], 0
+        while position < len(data) and data[position] in _TRACKER_ENTRIES:
+            id_bytes, insert = _TRACKER_ENTRIES[data[position]]
+            end = position + 1 + id_bytes + (4 if insert else 0)
+            if end > len(data):
+                break  # a torn last entry is the engine's to handle
+            if insert:
+                internal_ids.append(int.from_bytes(data[end - 4 : end], "little"))
+            position = end
+        limit = max(len(internal_ids), slots) + _TRACKER_SLACK
+        if internal_ids and max(internal_ids) >= limit:
+            raise StoreError(
+                f"{mappings} is damaged (it maps a document to slot {max(internal_ids)} of at most {limit}); "
+                f"the store at {folder.parent} cannot be opened. Restore the folder from a backup or index again."
+            )
+
+
 def _edge_condition(edge: Any, condition: Condition, prefix: str) -> Any:
     key = payload_key(prefix, condition.key)
     if condition.kind == "eq":
@@ -232,6 +427,16 @@ def _edge_config(edge: Any, schema: StoreSchema, on_disk: bool) -> Any:
         vectors[schema.dense_name] = edge.EdgeVectorParams(size=schema.dense_size, distance=edge.Distance.Cosine)
     sparse = {BM25: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)} if schema.bm25 else None
     return edge.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
+
+
+def _point_bytes(point: PreparedPoint) -> int:
+    sparse = 0 if point.bm25 is None else 8 * len(point.bm25.indices)
+    dense = 0 if point.dense is None else 4 * len(point.dense)
+    return int(point.colbert.size) * 4 + sparse + dense + _json_bytes(point.payload)
+
+
+def _json_bytes(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
 
 def _normal_id(value: Any) -> PointId:

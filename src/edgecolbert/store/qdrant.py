@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tqdm.auto import tqdm
@@ -22,7 +22,7 @@ from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPl
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
 from edgecolbert.store.retry import RetryPolicy, call_with_retries
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema, load_schema
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -107,9 +107,7 @@ class QdrantStore(BaseStore):
         self.client = connect(client, url=url, api_key=api_key, path=path, timeout=timeout)
         self.collection = collection
         self.where = f"Qdrant collection '{collection}'"
-        server = _client_url(self.client) or url or os.environ.get(URL_ENV_VAR) or "the given client"
-        secrets = tuple(key for key in (api_key, os.environ.get(API_KEY_ENV_VAR)) if key)
-        calls = ServerCalls(server, policy, secrets, local=_client_url(self.client) is None)
+        calls = _server_calls(self.client, url, api_key, policy)
         native_quantization = None if quantization in (None, "int8") else quantization
         options = StoreOptions(
             datatype=datatype,
@@ -122,8 +120,9 @@ class QdrantStore(BaseStore):
         existing = calls("reading the collection", lambda: _read_schema(self.client, collection))
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
         if existing is None:
-            with _reaching(server):
-                _create_collection(
+            calls(
+                "creating the collection",
+                lambda: _create_collection(
                     self.client,
                     collection,
                     self.schema,
@@ -131,7 +130,9 @@ class QdrantStore(BaseStore):
                     shard_number=shard_number,
                     replication_factor=replication_factor,
                     on_disk=on_disk,
-                )
+                ),
+            )
+        self.calls = calls
         self.engine = QdrantEngine(self.client, collection, self.schema, calls)
         self._init_common(dense, encode_batch_size)
 
@@ -152,6 +153,9 @@ class QdrantStore(BaseStore):
         batch_size: int = 32,
         progress: bool = True,
         encode_batch_size: int = 16,
+        retries: int = 3,
+        retry_backoff: float = 0.5,
+        retry_deadline: float = 60.0,
         **model_kwargs: Any,
     ) -> QdrantStore:
         """Add a ``colbert`` vector to a collection made by langchain-qdrant or LlamaIndex and fill it.
@@ -164,26 +168,42 @@ class QdrantStore(BaseStore):
         if layout not in (None, "langchain", "llama-index"):
             raise InvalidInputError(f"layout is None (detect it), 'langchain' or 'llama-index'; got {layout!r}.")
         check_positive("batch_size", batch_size)
+        retry = {"retries": retries, "retry_backoff": retry_backoff, "retry_deadline": retry_deadline}
+        policy = RetryPolicy.build(retries=retries, backoff=retry_backoff, deadline=retry_deadline)
         qdrant = connect(client, url=url, api_key=api_key, path=path)
-        with _reaching(url or os.environ.get(URL_ENV_VAR)):
-            exists = qdrant.collection_exists(collection)
-        if not exists:
+        calls = _server_calls(qdrant, url, api_key, policy)
+        if not calls("reading the collection", lambda: qdrant.collection_exists(collection)):
             raise StoreError(
                 f"Qdrant collection '{collection}' does not exist; attach() adds a colbert vector to a collection "
                 "that langchain-qdrant or LlamaIndex made. Create a new one with QdrantStore() instead."
             )
         # A foreign collection has no schema yet; one that was attached before (or made here) has one.
-        schema = _stored_schema(qdrant, collection)
+        schema = calls("reading the collection", lambda: _stored_schema(qdrant, collection))
         if schema is None:
             encoder = model if isinstance(model, ColBERT) else ColBERT.from_pretrained(model, **model_kwargs)
-            schema = _attach_schema(qdrant, collection, encoder, layout, datatype, vector_size, dense)
-            _check_no_foreign_colbert(qdrant, collection)
+            new = calls(
+                "inspecting the collection",
+                lambda: _attach_schema(qdrant, collection, encoder, layout, datatype, vector_size, dense),
+            )
+            calls("inspecting the collection", lambda: _check_no_foreign_colbert(qdrant, collection))
             # The schema goes in first: if the process dies before the vector exists, the next attach
             # knows the collection is ours and creates the vector, instead of taking it for a foreign one.
-            qdrant.update_collection(collection, metadata={METADATA_FIELD: schema.model_dump()})
-            model = encoder
-        _ensure_colbert_vector(qdrant, collection, schema)
-        store = cls(collection, model, client=qdrant, dense=dense, encode_batch_size=encode_batch_size, **model_kwargs)
+            calls(
+                "recording the schema",
+                lambda: qdrant.update_collection(collection, metadata={METADATA_FIELD: new.model_dump()}),
+            )
+            schema, model = new, encoder
+        recorded = schema
+        calls("adding the colbert vector", lambda: _ensure_colbert_vector(qdrant, collection, recorded))
+        store = cls(
+            collection,
+            model,
+            client=qdrant,
+            dense=dense,
+            encode_batch_size=encode_batch_size,
+            **retry,
+            **model_kwargs,
+        )
         store.backfill(batch_size=batch_size, progress=progress)
         return store
 
@@ -215,23 +235,15 @@ class ServerCalls:
             return call_with_retries(call, what=what, where=self.server, policy=self.policy, secrets=self._secrets)
 
 
+def _server_calls(client: Any, url: str | None, api_key: str | None, policy: RetryPolicy) -> ServerCalls:
+    server = _client_url(client) or url or os.environ.get(URL_ENV_VAR) or "the given client"
+    secrets = tuple(key for key in (api_key, os.environ.get(API_KEY_ENV_VAR)) if key)
+    return ServerCalls(server, policy, secrets, local=_client_url(client) is None)
+
+
 def _client_url(client: Any) -> str | None:
     """The REST address a remote client talks to; None in local mode."""
     return getattr(getattr(client, "_client", None), "rest_uri", None)
-
-
-@contextmanager
-def _reaching(url: str | None) -> Iterator[None]:
-    """Turn a failed first contact into an error that names the server."""
-    from qdrant_client.http.exceptions import ResponseHandlingException
-
-    try:
-        yield
-    except ResponseHandlingException as exc:
-        raise StoreError(
-            f"Could not reach Qdrant at {url or 'the given client'}: {exc}. Check that the server runs and the URL "
-            f"(--qdrant-url / {URL_ENV_VAR}) is right."
-        ) from exc
 
 
 def _read_schema(client: QdrantClient, collection: str) -> StoreSchema | None:
@@ -250,7 +262,14 @@ def _stored_schema(client: QdrantClient, collection: str) -> StoreSchema | None:
     """The schema in an existing collection's metadata; None when edgecolbert never recorded one."""
     metadata = client.get_collection(collection).config.metadata or {}
     stored = metadata.get(METADATA_FIELD)
-    return None if stored is None else StoreSchema.model_validate(stored)
+    if stored is None:
+        return None
+    try:
+        return load_schema(stored)
+    except ValueError as exc:
+        raise StoreError(
+            f"Qdrant collection '{collection}' has an edgecolbert record this version cannot use ({exc})."
+        ) from exc
 
 
 def _create_collection(
@@ -263,6 +282,9 @@ def _create_collection(
     replication_factor: int | None,
     on_disk: bool | None,
 ) -> None:
+    # Retried as a whole: after an answer lost on the way back, the collection already exists.
+    if client.collection_exists(collection):
+        return
     models = _models()
     vectors = {COLBERT: _colbert_params(schema, on_disk=on_disk)}
     if schema.dense_name is not None and schema.dense_size is not None:
@@ -373,26 +395,27 @@ def _ensure_colbert_vector(client: QdrantClient, collection: str, schema: StoreS
 def _backfill(store: QdrantStore, *, batch_size: int, progress: bool) -> int:
     models = _models()
     client, collection = store.client, store.collection
+    calls = store.calls
     missing = models.Filter(must_not=[models.HasVectorCondition(has_vector=COLBERT)])
-    total = client.count(collection, count_filter=missing, exact=True).count
+    total = calls("count", lambda: client.count(collection, count_filter=missing, exact=True)).count
     done = empty = 0
     with tqdm(total=total, unit="doc", desc="encoding", disable=not progress, dynamic_ncols=True) as bar:
         while True:
-            points, _ = client.scroll(collection, scroll_filter=missing, limit=batch_size, with_payload=True)
+            points, _ = calls(
+                "scroll", lambda: client.scroll(collection, scroll_filter=missing, limit=batch_size, with_payload=True)
+            )
             if not points:
                 _warn_empty(empty, done, store.schema)
                 return done
             texts = [payload_document(point.payload or {}, store.schema)[0] for point in points]
             empty += sum(1 for text in texts if not text.strip())
             vectors = store.model.encode_documents(texts, batch_size=store.encode_batch_size)
-            client.update_vectors(
-                collection,
-                [
-                    models.PointVectors(id=point.id, vector={COLBERT: store._storage_vectors(vectors[i]).tolist()})
-                    for i, point in enumerate(points)
-                ],
-                wait=True,
-            )
+            filled = [
+                models.PointVectors(id=point.id, vector={COLBERT: store._storage_vectors(vectors[i]).tolist()})
+                for i, point in enumerate(points)
+            ]
+            # Setting a point's vector again writes the same vector: safe to repeat.
+            calls("update_vectors", lambda filled=filled: client.update_vectors(collection, filled, wait=True))
             done += len(points)
             bar.update(len(points))
 

@@ -2,8 +2,9 @@
 
 Every call the store makes on a server is idempotent (reads, and upserts, payload updates and deletes
 keyed by point id), so repeating one after a dropped connection, a timeout or a 502/503/504 cannot
-duplicate or lose anything. Other failures (4xx, 500, malformed answers) are not retried: repeating
-them would give the same answer.
+duplicate or lose anything. A 429 (rate limited) is retried after the server's ``Retry-After``, capped
+by ``max_delay``. Other failures (4xx, 500, malformed answers) are not retried: repeating them would
+give the same answer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TRANSIENT_STATUS = frozenset({502, 503, 504})
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 
 
 class QdrantUnavailableError(StoreError):
@@ -51,22 +52,39 @@ class RetryPolicy(BaseModel):
         except ValidationError as exc:
             raise InvalidInputError(f"Invalid retry settings: {exc.errors()[0]['msg']} ({values}).") from exc
 
-    def delay(self, retry: int, rng: random.Random) -> float:
+    def delay(self, retry: int, rng: random.Random, retry_after: float | None = None) -> float:
         # Full jitter spreads clients that failed together, so they do not return together.
-        return rng.uniform(0.0, min(self.max_delay, self.backoff * 2**retry))
+        jitter = rng.uniform(0.0, min(self.max_delay, self.backoff * 2**retry))
+        # A rate-limited server says when to come back; waiting less would only be refused again.
+        return jitter if retry_after is None else min(self.max_delay, max(jitter, retry_after))
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether repeating the same idempotent request may succeed."""
     import httpx
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+    if isinstance(exc, ResourceExhaustedResponse):
+        return True
     if isinstance(exc, UnexpectedResponse):
         return exc.status_code in TRANSIENT_STATUS
     if isinstance(exc, ResponseHandlingException):
         # qdrant-client wraps transport failures (refused, reset, timed out) and unparsable answers alike.
         return isinstance(exc.source, (httpx.TransportError, ConnectionError, TimeoutError))
     return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The wait a 429 answer asked for, in seconds; None when it named none (or an HTTP date)."""
+    seconds = getattr(exc, "retry_after_s", None)  # qdrant-client's ResourceExhaustedResponse
+    if seconds is None:
+        headers = getattr(exc, "headers", None)
+        seconds = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(seconds)) if seconds is not None else None
+    except ValueError:
+        return None
 
 
 def call_with_retries(
@@ -95,7 +113,7 @@ def call_with_retries(
                     raise QdrantRequestError(f"Qdrant at {where} refused {what}: {_redact(str(exc), secrets)}") from exc
                 raise
             elapsed = clock() - started
-            wait = policy.delay(retry, rng)
+            wait = policy.delay(retry, rng, retry_after(exc))
             if retry >= policy.retries or elapsed + wait > policy.deadline:
                 raise QdrantUnavailableError(
                     f"Could not reach Qdrant at {where}: {what} failed {retry + 1} time(s) over {elapsed:.1f}s, "
@@ -118,7 +136,9 @@ def call_with_retries(
 def _describe(exc: BaseException, secrets: tuple[str, ...]) -> str:
     source = getattr(exc, "source", None)
     status = getattr(exc, "status_code", None)
-    if status is not None:
+    if getattr(exc, "retry_after_s", None) is not None:
+        text = f"HTTP 429 rate limited, Retry-After {exc.retry_after_s}s"  # type: ignore[attr-defined]
+    elif status is not None:
         text = f"HTTP {status} {getattr(exc, 'reason_phrase', '')}".strip()
     elif source is not None:
         text = f"{type(source).__name__}: {source}"

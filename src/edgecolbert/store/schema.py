@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgecolbert.encoder import ColBERT
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
@@ -66,6 +66,27 @@ class StoreSchema(BaseModel):
     text_key: str = TEXT_KEY
     metadata_key: str = METADATA_KEY
     layout: Literal["edgecolbert", "langchain", "llama-index"] = "edgecolbert"
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: int) -> int:
+        if value != SCHEMA_FORMAT:
+            raise ValueError(
+                f"store format {value} is not the format {SCHEMA_FORMAT} this edgecolbert reads; open it with the "
+                "edgecolbert version that made it"
+            )
+        return value
+
+
+def load_schema(data: object) -> StoreSchema:
+    """A recorded schema; ValueError with one line per problem (not pydantic's report) when it is unusable."""
+    try:
+        return StoreSchema.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'record'}: {error['msg']}" for error in exc.errors()
+        )
+        raise ValueError(problems) from None
 
 
 def model_identity(model: ColBERT) -> str:
