@@ -196,8 +196,7 @@ def test_zero_padding_leaves_scores_unchanged(engine: str, tmp_path: Path, model
 def test_both_engines_return_the_same_hits(tmp_path: Path, model: ColBERT) -> None:
     edge = _filled("edge", tmp_path, model, datatype="float32")
     qdrant = _filled("qdrant", tmp_path, model, datatype="float32")
-    # BM25 scores agree exactly, but each engine breaks ties in its own order, so a prefetch limit
-    # that cuts through a run of equal scores may keep different candidates; these limits do not.
+    # Both engines break ties by point id; tests/test_search_determinism.py cuts through runs of ties.
     for query, options in [
         ("cats and dogs", {}),
         ("year 40 rivers", {"k": 3, "prefetch_k": 11}),

@@ -104,18 +104,34 @@ def test_int8_queries_search_an_fp32_store(tmp_path: Path) -> None:
     texts, ids, metadatas = corpus()
     with EdgeStore(tmp_path / "store", fp32, datatype="float32") as store:
         store.add(texts, ids, metadatas)
-        expected = _search_all(store)
+        expected, reference = _search_all(store), _rerank_all(store, ids)
     with EdgeStore(tmp_path / "store", int8) as store:
-        got = _search_all(store)
-    # int8 queries against fp32 documents: scores move by a few percent, the best hits stay.
-    for got_hits, expected_hits in zip(got, expected):
-        assert got_hits[0][0] == expected_hits[0][0]
-        reference = dict(expected_hits)
-        assert sum(doc_id in reference for doc_id, _ in got_hits) >= 8
-        errors = [
-            abs(score - reference[doc_id]) / reference[doc_id] for doc_id, score in got_hits if doc_id in reference
-        ]
-        assert float(np.mean(errors)) < 0.03
+        got, quantized = _search_all(store), _rerank_all(store, ids)
+    # Measured on these 60 documents and 3 queries: mean relative error 0.4-1.8% (3.5% at most), the same
+    # top 10, rank correlation over all documents 0.997 or more. The bounds leave room for other CPUs.
+    decided = 0
+    for got_hits, expected_hits, exact, approximate in zip(got, expected, reference, quantized):
+        assert len({doc_id for doc_id, _ in got_hits} & {doc_id for doc_id, _ in expected_hits}) >= 8
+        fp32_scores = np.array([exact[doc_id] for doc_id in ids])
+        int8_scores = np.array([approximate[doc_id] for doc_id in ids])
+        assert float(np.mean(np.abs(int8_scores - fp32_scores) / fp32_scores)) < 0.03
+        assert _rank_correlation(fp32_scores, int8_scores) > 0.99
+        # The best hit stays wherever its fp32 lead over the second exceeds twice the largest int8 error;
+        # a closer lead can swap ("rivers": doc-56 led doc-38 by 0.0014 with errors up to 0.034).
+        error = float(np.max(np.abs(int8_scores - fp32_scores)))
+        if expected_hits[0][1] - expected_hits[1][1] > 2 * error:
+            assert got_hits[0][0] == expected_hits[0][0]
+            decided += 1
+    assert decided >= 1, "no query here has a lead wide enough to test the promise"
+
+
+def _rerank_all(store: Any, ids: list[str]) -> list[dict[str, float]]:
+    return [{hit.id: hit.score for hit in store.rerank(query, ids)} for query in QUERIES]
+
+
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (scores here do not tie)."""
+    return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
 
 
 def _pooled_score(model: ColBERT, query: str, text: str, pool_factor: int) -> float:

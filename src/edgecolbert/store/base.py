@@ -35,8 +35,10 @@ from edgecolbert.store.engine import (
     StoredPoint,
 )
 from edgecolbert.store.filters import MetadataFilter, parse_filter
+from edgecolbert.store.ranking import exact_top, first_stage_top, with_payloads
 from edgecolbert.store.schema import (
     BM25,
+    COLBERT,
     HASH_KEY,
     ID_KEY,
     DocumentNotFoundError,
@@ -350,19 +352,31 @@ class BaseStore:
         *,
         dense_vector: Sequence[float] | None = None,
     ) -> list[Hit]:
-        """Top ``k`` documents for ``query`` from one engine query.
+        """Top ``k`` documents for ``query``.
 
         The first stage (BM25, the dense vector, or both fused with RRF; BM25 by default when the
         store has it) proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their
-        stored token vectors orders them.
+        stored token vectors orders them. Equal scores are ordered by point id at every cut, so the
+        same call on an unchanged store always returns the same hits.
         """
         self._check_query(query)
         check_positive("k", k)
         check_positive("prefetch_k", prefetch_k)
-        plan = self._first_stage_plan(
-            query, first_stage, filter, dense_vector, self._query_vectors(query), min(k, prefetch_k), prefetch_k
+        stages = self._first_stages(query, first_stage, dense_vector)
+        conditions = parse_filter(filter)
+        prefix = self.schema.metadata_key
+        colbert = self._query_vectors(query)
+        candidates = first_stage_top(self.engine, stages, prefetch_k, conditions, prefix, with_payload=False)
+        if not candidates:
+            return []
+        plan = QueryPlan(
+            FirstStage(COLBERT, colbert),
+            min(k, len(candidates)),
+            conditions=conditions,
+            metadata_prefix=prefix,
+            point_ids=[point.point_id for point in candidates],
         )
-        return [self._hit(point) for point in self.engine.query(plan)]
+        return [self._hit(point) for point in exact_top(self.engine, plan)]
 
     def search_first_stage(
         self,
@@ -381,33 +395,17 @@ class BaseStore:
         """
         self._check_query(query)
         check_positive("k", k)
-        plan = self._first_stage_plan(query, first_stage, filter, dense_vector, None, k, k)
-        return [self._hit(point) for point in self.engine.query(plan)]
+        stages = self._first_stages(query, first_stage, dense_vector)
+        conditions, prefix = parse_filter(filter), self.schema.metadata_key
+        points = first_stage_top(self.engine, stages, k, conditions, prefix, with_payload=len(stages) == 1)
+        if len(stages) > 1:
+            points = with_payloads(self.engine, points)
+        return [self._hit(point) for point in points]
 
     def _check_query(self, query: str) -> None:
         self._check_open()
         check_query(query)
         check_utf8(query, "The query")
-
-    def _first_stage_plan(
-        self,
-        query: str,
-        first_stage: FirstStageName | None,
-        filter: MetadataFilter | None,
-        dense_vector: Sequence[float] | None,
-        colbert: np.ndarray | None,
-        limit: int,
-        prefetch_limit: int,
-    ) -> QueryPlan:
-        """The first stage proposes ``prefetch_limit`` filtered candidates; ``colbert``, when given, reorders them."""
-        return QueryPlan(
-            colbert=colbert,
-            limit=limit,
-            stages=self._first_stages(query, first_stage, dense_vector),
-            prefetch_limit=prefetch_limit,
-            conditions=parse_filter(filter),
-            metadata_prefix=self.schema.metadata_key,
-        )
 
     def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
         """Order stored documents for ``query`` by MaxSim over their stored vectors (no re-encoding).
@@ -421,8 +419,8 @@ class BaseStore:
         if not doc_ids:
             return []
         point_ids = [point_id(doc_id) for doc_id in doc_ids]
-        plan = QueryPlan(colbert=self._query_vectors(query), limit=len(point_ids), point_ids=point_ids)
-        points = self.engine.query(plan)
+        plan = QueryPlan(FirstStage(COLBERT, self._query_vectors(query)), len(point_ids), point_ids=point_ids)
+        points = exact_top(self.engine, plan)
         if len(points) < len(point_ids):
             returned = {point.point_id for point in points}
             missing = [doc_id for doc_id, pid in zip(doc_ids, point_ids) if pid not in returned]

@@ -13,7 +13,7 @@ from typing import Any
 
 from edgecolbert.encoder import ColBERT
 from edgecolbert.store.base import BaseStore, DenseEmbedder
-from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
+from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, resolve_store_model
 from edgecolbert.store.schema import (
@@ -34,7 +34,6 @@ SCHEMA_FILE = "edgecolbert.json"
 SHARD_DIR = "shard"
 # The document count at the last clean close; an open that finds fewer has lost segment files.
 CLOSED_COUNT_FILE = "closed-count.json"
-_RRF_K = 60
 
 
 # Qdrant Edge writes through memory maps (two 32 MiB write-ahead-log files, sparse segment files). A page the
@@ -320,39 +319,17 @@ class EdgeEngine:
 
     def query(self, plan: QueryPlan) -> list[StoredPoint]:
         edge = self._edge
-        where = self._filter(plan)
-        if plan.colbert is not None:
-            query, prefetches = edge.Query.Nearest(plan.colbert, using=COLBERT), self._prefetches(plan, where)
-        elif len(plan.stages) == 1:
-            query, prefetches = self._nearest(plan.stages[0]), []
-        else:
-            query = edge.Fusion.Rrf(k=_RRF_K)
-            prefetches = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
         request = edge.QueryRequest(
             limit=plan.limit,
-            query=query,
-            prefetches=prefetches or None,
-            filter=where,
-            with_payload=True,
+            query=edge.Query.Nearest(self._vector(plan.nearest.query), using=plan.nearest.using),
+            filter=self._filter(plan),
+            with_payload=plan.with_payload,
             with_vector=False,
         )
         return [StoredPoint(_normal_id(p.id), dict(p.payload or {}), float(p.score)) for p in self.shard.query(request)]
 
-    def _prefetches(self, plan: QueryPlan, where: Any) -> list[Any]:
-        edge = self._edge
-        leaves = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
-        if len(leaves) <= 1:
-            return leaves
-        return [edge.Prefetch(limit=plan.prefetch_limit, query=edge.Fusion.Rrf(k=_RRF_K), prefetches=leaves)]
-
-    def _leaf(self, stage: FirstStage, limit: int, where: Any) -> Any:
-        return self._edge.Prefetch(limit=limit, query=self._nearest(stage), filter=where)
-
-    def _nearest(self, stage: FirstStage) -> Any:
-        edge = self._edge
-        query = stage.query
-        vector = query if isinstance(query, list) else edge.SparseVector(query.indices, query.values)
-        return edge.Query.Nearest(vector, using=stage.using)
+    def _vector(self, query: Any) -> Any:
+        return self._edge.SparseVector(query.indices, query.values) if isinstance(query, SparseTerms) else query
 
     def _filter(self, plan: QueryPlan) -> Any:
         edge = self._edge

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,29 +32,26 @@ class PreparedPoint:
 
 @dataclass(frozen=True)
 class FirstStage:
-    """One candidate source: the named vector it searches and the query for it."""
+    """One query vector and the named vector it searches: a first stage, or the colbert multivector."""
 
     using: str
-    query: SparseTerms | list[float]
+    query: SparseTerms | list[float] | np.ndarray
 
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """One engine query: candidates from the first stage(s), then MaxSim on the colbert vector.
+    """One engine query: the ``limit`` points nearest ``nearest`` among those that pass the conditions.
 
-    Without a ``colbert`` query the first stage alone ranks: one stage by its own scores, several fused
-    with RRF, each limited to ``prefetch_limit`` before fusion.
+    Engines return them best first but order equal scores as they like; the stores compose these
+    queries (first stages, fusion, MaxSim) in :mod:`edgecolbert.store.ranking`, which breaks ties.
     """
 
-    colbert: np.ndarray | None
+    nearest: FirstStage
     limit: int
-    stages: Sequence[FirstStage] = ()
-    prefetch_limit: int = 0
     conditions: Sequence[Condition] = ()
     metadata_prefix: str = ""
     point_ids: Sequence[PointId] | None = None
-    fusion: Literal["rrf"] = "rrf"
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    with_payload: bool = True
 
 
 @dataclass(frozen=True)

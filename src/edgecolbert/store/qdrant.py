@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from edgecolbert.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, payload_document
-from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
+from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
 from edgecolbert.store.retry import RetryPolicy, call_with_retries
@@ -32,7 +33,6 @@ logger = logging.getLogger(__name__)
 METADATA_FIELD = "edgecolbert"
 URL_ENV_VAR = "QDRANT_URL"
 API_KEY_ENV_VAR = "QDRANT_API_KEY"
-_RRF_K = 60
 Layout = Literal["langchain", "llama-index"]
 T = TypeVar("T")
 
@@ -484,46 +484,24 @@ class QdrantEngine:
         return int(self._calls("count", lambda: self.client.count(self.collection, exact=True)).count)
 
     def query(self, plan: QueryPlan) -> list[StoredPoint]:
-        where = self._filter(plan)
-        if plan.colbert is not None:
-            query, using, prefetch = plan.colbert.tolist(), COLBERT, self._prefetches(plan, where)
-        elif len(plan.stages) == 1:
-            (query, using), prefetch = self._nearest(plan.stages[0]), []
-        else:
-            query, using = self._models.RrfQuery(rrf=self._models.Rrf(k=_RRF_K)), None
-            prefetch = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
         response = self._calls(
             "query",
             lambda: self.client.query_points(
                 self.collection,
-                prefetch=prefetch or None,
-                query=query,
-                using=using,
-                query_filter=where,
+                query=self._vector(plan.nearest.query),
+                using=plan.nearest.using,
+                query_filter=self._filter(plan),
                 limit=plan.limit,
-                with_payload=True,
+                with_payload=plan.with_payload,
                 with_vectors=False,
             ),
         )
         return [StoredPoint(point.id, dict(point.payload or {}), float(point.score)) for point in response.points]
 
-    def _prefetches(self, plan: QueryPlan, where: Any) -> list[Any]:
-        models = self._models
-        leaves = [self._leaf(stage, plan.prefetch_limit, where) for stage in plan.stages]
-        if len(leaves) <= 1:
-            return leaves
-        fusion = models.RrfQuery(rrf=models.Rrf(k=_RRF_K))
-        return [models.Prefetch(prefetch=leaves, query=fusion, limit=plan.prefetch_limit)]
-
-    def _leaf(self, stage: FirstStage, limit: int, where: Any) -> Any:
-        vector, using = self._nearest(stage)
-        return self._models.Prefetch(query=vector, using=using, limit=limit, filter=where)
-
-    def _nearest(self, stage: FirstStage) -> tuple[Any, str]:
-        query = stage.query
-        if isinstance(query, list):
-            return query, stage.using
-        return self._models.SparseVector(indices=query.indices, values=query.values), stage.using
+    def _vector(self, query: Any) -> Any:
+        if isinstance(query, SparseTerms):
+            return self._models.SparseVector(indices=query.indices, values=query.values)
+        return query.tolist() if isinstance(query, np.ndarray) else query
 
     def _filter(self, plan: QueryPlan) -> Any:
         models = self._models
