@@ -12,7 +12,7 @@ import pytest
 
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError
-from edgecolbert.beir import DatasetError
+from edgecolbert.sources.beir import DatasetError
 from edgecolbert.cli import main
 from edgecolbert.evaluation import (
     CACHE_ENV_VAR,

@@ -12,7 +12,7 @@ from edgecolbert import ColBERT, InvalidInputError
 from edgecolbert.cli import main
 from edgecolbert.evaluation import evaluate
 from edgecolbert.evaluation.cache import model_key
-from edgecolbert.onnx_backend import CACHE_ENV_VAR
+from edgecolbert.encoding.backends.onnx import CACHE_ENV_VAR
 from edgecolbert.store import EdgeStore
 
 pytestmark = requires_minilm

@@ -98,7 +98,7 @@ def test_cli_errors_are_clear(tmp_path: Path, model_dir: Path, capsys: pytest.Ca
 _INDEXER = textwrap.dedent(
     """
     import sys
-    from edgecolbert.index import index_path
+    from edgecolbert.sources.pipeline import index_path
     from edgecolbert.store import EdgeStore
 
     store = EdgeStore(sys.argv[1], sys.argv[2])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.sources import SourceError, count_documents, read_documents, split_passages
+from edgecolbert.sources.paths import SourceError, count_documents, read_documents, split_passages
 from edgecolbert.store.documents import StoreDocument
 
 
@@ -69,14 +69,14 @@ def test_beir_folder(tmp_path: Path) -> None:
 
 
 def test_beir_join_matches_the_beir_reader(tmp_path: Path) -> None:
-    from edgecolbert.beir import iter_corpus
+    from edgecolbert.sources.beir import iter_corpus
 
     write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "a", "title": " Spaced ", "text": " body "}])
     assert [d.text for d in read_documents(tmp_path)] == [d.full_text for d in iter_corpus(tmp_path)]
 
 
 def test_beir_reader_and_sources_name_the_same_bad_line(tmp_path: Path) -> None:
-    from edgecolbert.beir import DatasetError, iter_corpus
+    from edgecolbert.sources.beir import DatasetError, iter_corpus
 
     write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "a", "text": "fine"}, '["not an object"]'])
     with pytest.raises(DatasetError, match=r"corpus\.jsonl line 2 should be a JSON object"):

@@ -1,7 +1,7 @@
 """edgecolbert: late-interaction (ColBERT) encoding and MaxSim reranking for retrieval pipelines."""
 
-from edgecolbert.cache import EmbeddingCache, content_hash
-from edgecolbert.encoder import DEFAULT_MODEL, ColBERT
+from edgecolbert.scoring.cache import EmbeddingCache, content_hash
+from edgecolbert.encoding.encoder import DEFAULT_MODEL, ColBERT
 from edgecolbert.errors import (
     CheckpointError,
     CheckpointNotFoundError,
@@ -15,8 +15,8 @@ from edgecolbert.errors import (
     MissingDependencyError,
     UnsupportedCheckpointError,
 )
-from edgecolbert.maxsim import maxsim, topk
-from edgecolbert.rerank import Reranker, RerankResult, RerankResults
+from edgecolbert.scoring.maxsim import maxsim, topk
+from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
 from edgecolbert.vectors import MultiVectors
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecolbert.beir import DatasetError, iter_corpus, load_qrels, load_queries
+from edgecolbert.sources.beir import DatasetError, iter_corpus, load_qrels, load_queries
 from edgecolbert.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)

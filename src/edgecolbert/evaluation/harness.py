@@ -12,8 +12,8 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from edgecolbert.beir import iter_corpus
-from edgecolbert.encoder import ColBERT
+from edgecolbert.sources.beir import iter_corpus
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.evaluation.cache import default_cache_dir, store_folder
 from edgecolbert.evaluation.collection import JudgedCollection, load_collection
@@ -30,7 +30,7 @@ FirstStageMethod = Literal["bm25"]
 # the candidates are then exactly what store.search() reranks. On SciFact's 300 test queries it scored NDCG@10
 # 0.683 against 0.662 for bm25s with English stopwords, so nothing is lost by it.
 FIRST_STAGES: tuple[str, ...] = ("bm25",)
-ENCODER_LOGGER = "edgecolbert.encoder"
+ENCODER_LOGGER = "edgecolbert.encoding.encoder"
 
 
 def evaluate(

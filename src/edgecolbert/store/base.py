@@ -19,10 +19,10 @@ import numpy as np
 from tqdm.auto import tqdm
 from typing_extensions import Self
 
-from edgecolbert.cache import content_hash
-from edgecolbert.encoder import ColBERT, check_texts
+from edgecolbert.scoring.cache import content_hash
+from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.errors import InvalidInputError, InvalidTypeError
-from edgecolbert.rerank import check_query
+from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store.documents import Hit, StoreDocument
 from edgecolbert.store.engine import (
     Engine,

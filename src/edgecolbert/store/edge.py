@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key

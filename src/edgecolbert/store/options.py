@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError, InvalidTypeError
 from edgecolbert.store.schema import (
     DENSE,

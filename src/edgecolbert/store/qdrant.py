@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tqdm.auto import tqdm
 
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, payload_document
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint

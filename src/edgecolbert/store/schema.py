@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
 
 COLBERT = "colbert"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.beir import DatasetError, iter_corpus, load_qrels, load_queries
-from edgecolbert.jsonl import jsonl_records
+from edgecolbert.sources.beir import DatasetError, iter_corpus, load_qrels, load_queries
+from edgecolbert.sources.jsonl import jsonl_records
 
 
 class TrainingDataError(DatasetError):

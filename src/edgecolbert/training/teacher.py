@@ -9,11 +9,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgecolbert.checkpoint import resolve_checkpoint_dir
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.checkpoint import resolve_checkpoint_dir
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import MissingDependencyError
-from edgecolbert.jsonl import jsonl_records
-from edgecolbert.maxsim import maxsim
+from edgecolbert.sources.jsonl import jsonl_records
+from edgecolbert.scoring.maxsim import maxsim
 from edgecolbert.training.examples import TrainingDataError, TrainingExample
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The graph maps ``input_ids`` and ``attention_mask`` to the projected, not yet normalised token
 vectors, so tokenization, masking, normalisation, length-sorted batching and pooling stay in
-:mod:`edgecolbert.encoder`, shared with the torch backend. Exports (and their int8 quantizations)
+:mod:`edgecolbert.encoding.encoder`, shared with the torch backend. Exports (and their int8 quantizations)
 live in a cache folder keyed by what the vectors depend on, never inside the user's model folder,
 and are written under a temporary name and renamed, so an interrupted export leaves nothing behind
 that a later load could mistake for a finished one.
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecolbert import onnx_modernbert
-from edgecolbert.checkpoint import CheckpointSpec
+from edgecolbert.encoding.backends import onnx_modernbert
+from edgecolbert.encoding.checkpoint import CheckpointSpec
 from edgecolbert.errors import EdgeColbertError, InvalidInputError, MissingDependencyError
 
 logger = logging.getLogger(__name__)

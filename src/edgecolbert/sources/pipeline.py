@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoder import ColBERT
-from edgecolbert.sources import count_documents, read_documents
+from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.sources.paths import count_documents, read_documents
 from edgecolbert.store.base import AddReport, BaseStore
 from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore
 from edgecolbert.store.qdrant import URL_ENV_VAR

@@ -18,9 +18,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.beir import Document
+from edgecolbert.sources.beir import Document
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.jsonl import jsonl_records
+from edgecolbert.sources.jsonl import jsonl_records
 from edgecolbert.store.documents import StoreDocument
 
 TokenCounter = Callable[[Sequence[str]], list[int]]

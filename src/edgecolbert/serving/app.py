@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgecolbert.errors import EdgeColbertError, InvalidInputError, InvalidTypeError
-from edgecolbert.index import DEFAULT_COLLECTION, open_store
-from edgecolbert.rerank import Reranker, RerankResults
-from edgecolbert.server_schemas import (
+from edgecolbert.sources.pipeline import DEFAULT_COLLECTION, open_store
+from edgecolbert.scoring.reranker import Reranker, RerankResults
+from edgecolbert.serving.schemas import (
     AddDocumentsRequest,
     AddDocumentsResponse,
     DeleteDocumentsRequest,
@@ -531,7 +531,7 @@ def _delete(store: BaseStore, ids: list[str | int]) -> DeleteDocumentsResponse:
 
 
 # Loggers whose warnings describe one call (truncated texts): a service would repeat them on every request.
-_PER_CALL_LOGGERS = ("edgecolbert.encoder", "edgecolbert.store.base")
+_PER_CALL_LOGGERS = ("edgecolbert.encoding.encoder", "edgecolbert.store.base")
 
 
 class RepeatFilter(logging.Filter):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecolbert.errors import EdgeColbertError
-from edgecolbert.jsonl import jsonl_records
+from edgecolbert.sources.jsonl import jsonl_records
 
 
 class DatasetError(EdgeColbertError):
