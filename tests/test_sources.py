@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from edgecolbert.errors import InvalidInputError
-from edgecolbert.sources.paths import SourceError, count_documents, read_documents, split_passages
+from edgecolbert.errors import InvalidInputError, SourceError
+from edgecolbert.sources.paths import count_documents, read_documents, split_passages
 from edgecolbert.store.documents import StoreDocument
 
 
@@ -76,7 +76,8 @@ def test_beir_join_matches_the_beir_reader(tmp_path: Path) -> None:
 
 
 def test_beir_reader_and_sources_name_the_same_bad_line(tmp_path: Path) -> None:
-    from edgecolbert.sources.beir import DatasetError, iter_corpus
+    from edgecolbert.errors import DatasetError
+    from edgecolbert.sources.beir import iter_corpus
 
     write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "a", "text": "fine"}, '["not an object"]'])
     with pytest.raises(DatasetError, match=r"corpus\.jsonl line 2 should be a JSON object"):

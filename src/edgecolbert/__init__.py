@@ -1,11 +1,12 @@
 """edgecolbert: late-interaction (ColBERT) encoding and MaxSim reranking for retrieval pipelines."""
 
-from edgecolbert.scoring.cache import EmbeddingCache, content_hash
 from edgecolbert.encoding.encoder import DEFAULT_MODEL, ColBERT
 from edgecolbert.errors import (
     CheckpointError,
     CheckpointNotFoundError,
     CorruptCheckpointError,
+    DatasetError,
+    DocumentNotFoundError,
     EdgeColbertError,
     EmptyQueryError,
     InvalidDocumentError,
@@ -13,8 +14,19 @@ from edgecolbert.errors import (
     InvalidTypeError,
     MissingCheckpointFileError,
     MissingDependencyError,
+    ModelMismatchError,
+    OnnxExportError,
+    QdrantRequestError,
+    QdrantUnavailableError,
+    ServiceError,
+    SourceError,
+    StoreError,
+    StoreLockedError,
+    TrainingDataError,
+    TrainingError,
     UnsupportedCheckpointError,
 )
+from edgecolbert.scoring.cache import EmbeddingCache, content_hash
 from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
 from edgecolbert.vectors import MultiVectors
@@ -27,6 +39,8 @@ __all__ = [
     "CheckpointNotFoundError",
     "ColBERT",
     "CorruptCheckpointError",
+    "DatasetError",
+    "DocumentNotFoundError",
     "EdgeColbertError",
     "EmbeddingCache",
     "EmptyQueryError",
@@ -35,10 +49,20 @@ __all__ = [
     "InvalidTypeError",
     "MissingCheckpointFileError",
     "MissingDependencyError",
+    "ModelMismatchError",
     "MultiVectors",
+    "OnnxExportError",
+    "QdrantRequestError",
+    "QdrantUnavailableError",
     "RerankResult",
     "RerankResults",
     "Reranker",
+    "ServiceError",
+    "SourceError",
+    "StoreError",
+    "StoreLockedError",
+    "TrainingDataError",
+    "TrainingError",
     "UnsupportedCheckpointError",
     "content_hash",
     "maxsim",

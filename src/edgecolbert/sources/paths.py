@@ -18,8 +18,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from edgecolbert.errors import InvalidInputError, SourceError
 from edgecolbert.sources.beir import Document
-from edgecolbert.errors import InvalidInputError
 from edgecolbert.sources.jsonl import jsonl_records
 from edgecolbert.store.documents import StoreDocument
 
@@ -38,10 +38,6 @@ _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # A line break inside a paragraph (lists, verse, code) is as good a cut as a full stop.
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d\u00bb)\]]*\s+|[\u3002\uff01\uff1f]+\s*|\s*\n\s*")
 _WORD_BREAK = re.compile(r"\s+")
-
-
-class SourceError(InvalidInputError):
-    """A path to index does not exist, has an unsupported kind, or holds a malformed record."""
 
 
 def read_documents(

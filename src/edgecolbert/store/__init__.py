@@ -1,9 +1,17 @@
 """Document multivectors in Qdrant: one protocol, an embedded engine and a client-server one."""
 
+from edgecolbert.errors import (
+    DocumentNotFoundError,
+    ModelMismatchError,
+    QdrantRequestError,
+    QdrantUnavailableError,
+    StoreError,
+    StoreLockedError,
+)
 from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
 from edgecolbert.store.documents import Hit, StoreDocument
-from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore, StoreLockedError
-from edgecolbert.store.schema import DocumentNotFoundError, ModelMismatchError, StoreError, StoreSchema
+from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore
+from edgecolbert.store.schema import StoreSchema
 
 __all__ = [
     "DEFAULT_STORE_PATH",
@@ -15,7 +23,9 @@ __all__ = [
     "Hit",
     "ModelMismatchError",
     "MultiVectorStore",
+    "QdrantRequestError",
     "QdrantStore",
+    "QdrantUnavailableError",
     "StoreDocument",
     "StoreError",
     "StoreLockedError",

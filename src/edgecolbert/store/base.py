@@ -19,9 +19,9 @@ import numpy as np
 from tqdm.auto import tqdm
 from typing_extensions import Self
 
-from edgecolbert.scoring.cache import content_hash
 from edgecolbert.encoding.encoder import ColBERT, check_texts
-from edgecolbert.errors import InvalidInputError, InvalidTypeError
+from edgecolbert.errors import DocumentNotFoundError, InvalidInputError, InvalidTypeError
+from edgecolbert.scoring.cache import content_hash
 from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store.documents import Hit, StoreDocument
 from edgecolbert.store.engine import (
@@ -38,7 +38,6 @@ from edgecolbert.store.schema import (
     BM25,
     HASH_KEY,
     ID_KEY,
-    DocumentNotFoundError,
     StoreSchema,
     content_id,
     point_id,

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.errors import StoreError, StoreLockedError
 from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, resolve_store_model
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreError, StoreSchema
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreSchema
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +24,6 @@ DEFAULT_STORE_PATH = "./edgecolbert_data"
 SCHEMA_FILE = "edgecolbert.json"
 SHARD_DIR = "shard"
 _RRF_K = 60
-
-
-class StoreLockedError(StoreError):
-    """Another process (or another open store in this one) holds the folder."""
 
 
 class EdgeStore(BaseStore):

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from tqdm.auto import tqdm
 
 from edgecolbert.encoding.encoder import ColBERT
-from edgecolbert.errors import InvalidInputError
+from edgecolbert.errors import InvalidInputError, StoreError, require
 from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, payload_document
 from edgecolbert.store.engine import FirstStage, PointId, PreparedPoint, QueryPlan, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
 from edgecolbert.store.retry import RetryPolicy, call_with_retries
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreSchema
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -38,13 +38,7 @@ T = TypeVar("T")
 
 
 def _models() -> Any:
-    try:
-        from qdrant_client import models
-    except ImportError as exc:
-        raise StoreError(
-            "QdrantStore needs qdrant-client: pip install 'edgecolbert[qdrant]' (or use the embedded EdgeStore)."
-        ) from exc
-    return models
+    return require("qdrant_client.models", "qdrant", "QdrantStore", instead="use the embedded EdgeStore")
 
 
 def connect(
