@@ -1,9 +1,11 @@
-"""The package's public vocabulary: one error hierarchy and one missing-dependency message."""
+"""The package's public vocabulary: one error hierarchy, one missing-dependency message and
+async twins with the sync signatures."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import pkgutil
 import sys
 from collections.abc import Callable
@@ -23,6 +25,8 @@ from edgecolbert.errors import (
     StoreError,
     TrainingDataError,
 )
+from edgecolbert.scoring.reranker import Reranker
+from edgecolbert.store.base import BaseStore
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -217,3 +221,31 @@ def test_the_missing_dependency_message_in_full(monkeypatch: pytest.MonkeyPatch,
 def test_every_named_extra_exists() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
     assert {extra for _, _, extra in MISSING} <= set(extras)
+
+
+# ---- async twins ----------------------------------------------------------------------------------
+
+
+def _async_pairs(cls: type) -> list[tuple[str, str]]:
+    return [
+        (name[1:], name)
+        for name, member in inspect.getmembers(cls, inspect.iscoroutinefunction)
+        if name.startswith("a") and callable(getattr(cls, name[1:], None))
+    ]
+
+
+@pytest.mark.parametrize("cls", [BaseStore, Reranker], ids=lambda cls: cls.__name__)
+def test_async_twins_take_exactly_the_sync_parameters(cls: type) -> None:
+    pairs = _async_pairs(cls)
+    assert len(pairs) >= 1
+    for sync_name, async_name in pairs:
+        sync = inspect.signature(getattr(cls, sync_name))
+        twin = inspect.signature(getattr(cls, async_name))
+        assert list(twin.parameters.values()) == list(sync.parameters.values()), async_name
+        # An async def's return annotation is what awaiting it gives.
+        assert twin.return_annotation == sync.return_annotation, async_name
+
+
+def test_every_store_operation_has_its_async_twin() -> None:
+    twins = {sync for sync, _ in _async_pairs(BaseStore)}
+    assert twins >= {"add", "add_documents", "delete", "get", "count", "search", "search_first_stage", "rerank"}
