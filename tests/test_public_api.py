@@ -1,5 +1,5 @@
-"""The package's public vocabulary: one error hierarchy, one missing-dependency message and
-async twins with the sync signatures."""
+"""The package's public vocabulary: one error hierarchy, one missing-dependency message, async twins
+with the sync signatures, and one version number."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
 
 import edgecolbert
 from edgecolbert.errors import (
@@ -34,6 +35,7 @@ else:  # Python 3.10 has no tomllib; tomli is the same parser
     tomllib = pytest.importorskip("tomli", reason="reading pyproject.toml on Python 3.10 needs tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
+INTEGRATIONS = ("langchain", "llama-index")
 
 
 def _package_modules() -> list[str]:
@@ -249,3 +251,41 @@ def test_async_twins_take_exactly_the_sync_parameters(cls: type) -> None:
 def test_every_store_operation_has_its_async_twin() -> None:
     twins = {sync for sync, _ in _async_pairs(BaseStore)}
     assert twins >= {"add", "add_documents", "delete", "get", "count", "search", "search_first_stage", "rerank"}
+
+
+# ---- version --------------------------------------------------------------------------------------
+
+
+def test_version_comes_from_the_installed_metadata() -> None:
+    assert edgecolbert.__version__ == importlib.metadata.version("edgecolbert")
+
+
+def test_no_module_repeats_the_version_literal() -> None:
+    literal = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "integrations").rglob("*.py")]
+    carrying = [
+        str(path.relative_to(ROOT))
+        for path in sources
+        if f'"{literal}"' in path.read_text(encoding="utf-8") or f"'{literal}'" in path.read_text(encoding="utf-8")
+    ]
+    assert carrying == []
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+def test_integrations_declare_the_edgecolbert_range_they_work_with(integration: str) -> None:
+    project = tomllib.loads((ROOT / "integrations" / integration / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"
+    ]
+    requirements = [Requirement(line) for line in project["dependencies"]]
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += [Requirement(line) for line in extra]
+    on_edgecolbert = [req for req in requirements if req.name == "edgecolbert"]
+    assert on_edgecolbert
+    for requirement in on_edgecolbert:
+        assert any(spec.operator == "<" for spec in requirement.specifier), str(requirement)
+        assert requirement.specifier.contains(edgecolbert.__version__), str(requirement)
+
+
+def test_langchain_integration_reports_its_own_version() -> None:
+    langchain_edgecolbert = pytest.importorskip("langchain_edgecolbert", reason="the LangChain integration")
+    assert langchain_edgecolbert.__version__ == importlib.metadata.version("langchain-edgecolbert")

@@ -1,5 +1,7 @@
 """edgecolbert: late-interaction (ColBERT) encoding and MaxSim reranking for retrieval pipelines."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from edgecolbert.encoding.encoder import DEFAULT_MODEL, ColBERT
 from edgecolbert.errors import (
     CheckpointError,
@@ -31,7 +33,10 @@ from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
 from edgecolbert.vectors import MultiVectors
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("edgecolbert")
+except PackageNotFoundError:  # a source tree on sys.path that pip never installed: pyproject.toml holds the number
+    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_MODEL",
