@@ -209,6 +209,13 @@ def test_a_missing_optional_package_names_its_extra(
     assert isinstance(caught.value, ImportError)
 
 
+def test_a_loaded_submodule_does_not_hide_a_missing_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("scipy.cluster.hierarchy", reason="scipy must be installed to be hidden")
+    monkeypatch.setitem(sys.modules, "scipy", None)  # scipy.cluster.hierarchy stays loaded
+    with pytest.raises(MissingDependencyError, match=r'needs scipy, .*"edgecolbert\[pooling\]"'):
+        _pool(tmp_path, monkeypatch)
+
+
 def test_the_missing_dependency_message_in_full(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="onnxruntime must be installed to be hidden")
     _block(monkeypatch, "onnxruntime")

@@ -62,6 +62,8 @@ def require(module: str, extra: str, feature: str, *, instead: str | None = None
     ``instead`` names a way around it (another backend, an option that drops the feature) for the message.
     """
     try:
+        # The top-level package first: it is what pip installs, and a loaded submodule must not hide its absence.
+        importlib.import_module(module.partition(".")[0])
         return importlib.import_module(module)
     except ImportError as exc:
         # exc.name is the module actually absent: onnx, say, when onnxruntime.quantization cannot load it;
