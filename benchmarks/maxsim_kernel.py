@@ -4,7 +4,7 @@
 
 Three contenders score one query against packed candidates, interleaved per repeat so they
 share machine noise:
-  edgecolbert  edgecolbert.maxsim on MultiVectors (exact, ragged);
+  edgecolbert  edgecolbert.scoring.maxsim on MultiVectors (exact, ragged);
   matmul       torch.mm of the candidate and query matrices (the fastest layout measured here),
                nothing else: the floor for the same FLOPs on this machine;
   padded       candidates zero-padded to the longest, einsum + max + sum, as PyLate scores.
@@ -84,7 +84,7 @@ def _contenders(query: np.ndarray, packed: edgecolbert.MultiVectors) -> dict[str
         return sims.max(dim=-1).values.sum(dim=-1)
 
     return {
-        "edgecolbert": lambda: edgecolbert.maxsim(query, packed),
+        "edgecolbert": lambda: edgecolbert.scoring.maxsim(query, packed),
         "matmul": lambda: torch.mm(flat, q.T, out=product),
         "padded": padded_einsum,
     }

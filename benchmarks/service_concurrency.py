@@ -46,7 +46,7 @@ from edgecolbert import ColBERT, Reranker
 def load_inputs(pool: int) -> tuple[list[str], list[str], str]:
     """Candidate texts, queries and where they came from."""
     if SCIFACT.is_dir():
-        from edgecolbert.beir import iter_corpus, load_queries
+        from edgecolbert.sources.beir import iter_corpus, load_queries
 
         corpus = iter_corpus(SCIFACT)
         texts = [next(corpus).full_text for _ in range(pool)]

@@ -44,7 +44,7 @@ from benchkit import BENCH_ROOT, SCIFACT, SHARED, ForeignCpu, HostSpeed, cached_
 
 import edgecolbert
 from edgecolbert import ColBERT, MultiVectors
-from edgecolbert.onnx_backend import OnnxProjector
+from edgecolbert.encoding.backends.onnx import OnnxProjector
 
 TARGETS = {
     "a": "torch encoder >= 1.15x sentence-transformers MultiVectorEncoder docs/s (17m, compile=True)",
@@ -202,14 +202,14 @@ def reranking(docs: list[str], queries: list[str], args: argparse.Namespace) -> 
     pairs = [(query, doc) for doc in candidates]
 
     def cold(model: ColBERT) -> Callable[[], object]:
-        return lambda: edgecolbert.maxsim(model.encode_query(query), model.encode_documents(candidates))
+        return lambda: edgecolbert.scoring.maxsim(model.encode_query(query), model.encode_documents(candidates))
 
     stored = models["torch"].encode_documents(candidates)
     thousand = MultiVectors.from_arrays(list(stored) * 10, dim=stored.dim)
     cycle = iter(queries * 10_000)
 
     def warm(model: ColBERT, vectors: MultiVectors) -> Callable[[], object]:
-        return lambda: edgecolbert.topk(edgecolbert.maxsim(model.encode_query(next(cycle)), vectors), k=10)
+        return lambda: edgecolbert.topk(edgecolbert.scoring.maxsim(model.encode_query(next(cycle)), vectors), k=10)
 
     # Warmed up on a few pairs: a full untimed pass would double the suite's longest step.
     cross.predict(pairs[:8], batch_size=16, show_progress_bar=False)

@@ -18,7 +18,7 @@ One run on one machine, with a random-weight checkpoint of the exact mxbai-edge-
      engine-64     the same on the 64-dim store
      search-48     EdgeStore.search end to end (query encoding, BM25 query embedding, payloads)
      search-64     the same on the 64-dim store (the default: padded to a multiple of 32)
-     numpy-maxsim  edgecolbert.maxsim over the same candidates' float vectors held in RAM
+     numpy-maxsim  edgecolbert.scoring.maxsim over the same candidates' float vectors held in RAM
      numpy-total   bm25 + gathering those vectors + maxsim + top 10
    Engine timings return ids and scores only; search-48 also returns payloads. The numpy side holds
    the vectors as float32 unless memory is short (``--numpy-dtype``; float16 is cast when gathered).
@@ -56,7 +56,7 @@ from benchkit import BENCH_ROOT, SCIFACT, ForeignCpu, cached_checkpoint, cpu_mod
 
 import edgecolbert
 from edgecolbert import ColBERT, MultiVectors, maxsim
-from edgecolbert.beir import Document, iter_corpus, load_qrels, load_queries
+from edgecolbert.sources.beir import Document, iter_corpus, load_qrels, load_queries
 from edgecolbert.store import EdgeStore, StoreDocument
 from edgecolbert.store.base import _resolve
 from edgecolbert.store.engine import PreparedPoint

@@ -29,7 +29,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from langchain_edgecolbert import EdgeColbertRetriever
 
-from edgecolbert.beir import iter_corpus
+from edgecolbert.sources.beir import iter_corpus
 from edgecolbert.store import EdgeStore
 
 PASSAGES = {

@@ -17,7 +17,8 @@ import pytest
 
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError, maxsim
-from edgecolbert.store import ModelMismatchError, QdrantStore, StoreError
+from edgecolbert.errors import ModelMismatchError, StoreError
+from edgecolbert.store import QdrantStore
 from store_fixtures import HashEmbedder, corpus
 
 qdrant_client = pytest.importorskip("qdrant_client")

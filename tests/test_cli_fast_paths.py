@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from checkpoints import build_stanford_checkpoint, requires_minilm
-from edgecolbert import server
 from edgecolbert.cli import main
-from edgecolbert.onnx_backend import CACHE_ENV_VAR
+from edgecolbert.encoding.backends.onnx import CACHE_ENV_VAR
+from edgecolbert.serving import app as server
 from edgecolbert.store import EdgeStore
 
 pytestmark = requires_minilm

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edgecolbert import server
 from edgecolbert.cli import main
+from edgecolbert.serving import app as server
 from edgecolbert.store.edge import DEFAULT_STORE_PATH
 
 

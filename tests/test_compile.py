@@ -12,13 +12,15 @@ import torch
 from torch._dynamo.utils import counters
 
 from checkpoints import build_edge_checkpoint, build_stanford_checkpoint, requires_minilm, requires_shared
-from edgecolbert import ColBERT, InvalidInputError, MultiVectors, compilation, server
+from edgecolbert import ColBERT, InvalidInputError, MultiVectors
 from edgecolbert.cli import main
+from edgecolbert.encoding.backends import compiled
 from edgecolbert.errors import InvalidTypeError, MissingDependencyError
-from edgecolbert.server import ServiceSettings
+from edgecolbert.serving import app as server
+from edgecolbert.serving.app import ServiceSettings
 
 needs_compiler = pytest.mark.skipif(
-    compilation.find_cpp_compiler() is None, reason="TorchInductor needs a C++ compiler (g++ or clang++) on the CPU"
+    compiled.find_cpp_compiler() is None, reason="TorchInductor needs a C++ compiler (g++ or clang++) on the CPU"
 )
 
 QUERIES = ["rivers and mountains", "what do cats eat?", "a"]
@@ -112,7 +114,7 @@ def test_broken_toolchain_falls_back_to_eager(
     monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("/nonexistent/c++",))
     eager = ColBERT.from_pretrained(stanford_dir, device="cpu")
     compiled = ColBERT.from_pretrained(stanford_dir, device="cpu", compile=True)
-    with caplog.at_level(logging.WARNING, logger="edgecolbert.compilation"):
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.encoding.backends.compiled"):
         got = compiled.encode_documents(DOCUMENTS, batch_size=4)
         again = compiled.encode_documents(DOCUMENTS, batch_size=4)
     assert compiled.compiled is not None and not compiled.compiled.active
@@ -125,7 +127,7 @@ def test_broken_toolchain_falls_back_to_eager(
 
 def test_compile_without_a_cpp_compiler_fails_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CXX", raising=False)
-    monkeypatch.setattr(compilation.shutil, "which", lambda name: None)
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: None)
     # The folder does not exist: the compiler is checked first, so that is not what is reported.
     with pytest.raises(MissingDependencyError, match="C\\+\\+ compiler"):
         ColBERT.from_pretrained("/nonexistent/checkpoint", device="cpu", compile=True)
@@ -136,7 +138,7 @@ def test_cxx_names_the_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     compiler.write_text("#!/bin/sh\n")
     compiler.chmod(0o755)
     monkeypatch.setenv("CXX", str(compiler))
-    assert compilation.find_cpp_compiler() == str(compiler)
+    assert compiled.find_cpp_compiler() == str(compiler)
 
 
 @pytest.mark.parametrize(

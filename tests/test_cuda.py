@@ -10,7 +10,7 @@ import torch
 
 from checkpoints import build_stanford_checkpoint, requires_minilm
 from edgecolbert import ColBERT
-from edgecolbert.maxsim import maxsim
+from edgecolbert.scoring.maxsim import maxsim
 from training_fixtures import synonym_collection, write_pairs
 
 pytestmark = [

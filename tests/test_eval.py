@@ -12,8 +12,8 @@ import pytest
 
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError
-from edgecolbert.beir import DatasetError
 from edgecolbert.cli import main
+from edgecolbert.errors import DatasetError
 from edgecolbert.evaluation import (
     CACHE_ENV_VAR,
     METRICS,

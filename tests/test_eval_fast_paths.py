@@ -10,9 +10,9 @@ import pytest
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError
 from edgecolbert.cli import main
+from edgecolbert.encoding.backends.onnx import CACHE_ENV_VAR
 from edgecolbert.evaluation import evaluate
 from edgecolbert.evaluation.cache import model_key
-from edgecolbert.onnx_backend import CACHE_ENV_VAR
 from edgecolbert.store import EdgeStore
 
 pytestmark = requires_minilm

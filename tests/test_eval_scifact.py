@@ -15,7 +15,7 @@ import pytest
 
 from checkpoints import MINILM_DIR, SHARED, requires_minilm
 from edgecolbert.cli import main
-from edgecolbert.convert import from_sentence_transformer
+from edgecolbert.encoding.convert import from_sentence_transformer
 from edgecolbert.evaluation import per_query_path
 
 pytest.importorskip("pytrec_eval", reason="evaluation scores with pytrec-eval-terrier")

@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 
 from edgecolbert import ColBERT
-from edgecolbert.errors import InvalidInputError
-from edgecolbert.store import StoreError
-from edgecolbert.store.retry import QdrantRequestError, QdrantUnavailableError, RetryPolicy, call_with_retries
+from edgecolbert.errors import InvalidInputError, QdrantRequestError, QdrantUnavailableError, StoreError
+from edgecolbert.store.retry import RetryPolicy, call_with_retries
 
 qdrant_client = pytest.importorskip("qdrant_client")
 pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")

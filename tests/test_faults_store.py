@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from edgecolbert import ColBERT
-from edgecolbert.errors import InvalidInputError
-from edgecolbert.store import EdgeStore, ModelMismatchError, StoreDiskFullError, StoreError, StoreLockedError
+from edgecolbert.errors import InvalidInputError, ModelMismatchError, StoreDiskFullError, StoreError, StoreLockedError
+from edgecolbert.store import EdgeStore
 from edgecolbert.store.schema import model_identity
 from store_fixtures import CountingModel, open_store
 
@@ -374,7 +374,8 @@ _CREATOR = textwrap.dedent(
     """
     import sys
     from edgecolbert import ColBERT
-    from edgecolbert.store import EdgeStore, StoreError
+    from edgecolbert.store import EdgeStore
+    from edgecolbert.errors import StoreError
 
     model = ColBERT.from_pretrained(sys.argv[2], device="cpu")
     print("READY", flush=True)

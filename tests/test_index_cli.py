@@ -136,7 +136,7 @@ def test_search_of_a_mistyped_store_is_refused_not_created(
 _INDEXER = textwrap.dedent(
     """
     import sys
-    from edgecolbert.index import index_path
+    from edgecolbert.sources.pipeline import index_path
     from edgecolbert.store import EdgeStore
 
     store = EdgeStore(sys.argv[1], sys.argv[2])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from edgecolbert import ColBERT, EmptyQueryError, InvalidDocumentError, InvalidInputError, Reranker
-from edgecolbert.store import ModelMismatchError
+from edgecolbert.errors import ModelMismatchError
 from store_fixtures import CountingModel, corpus, open_store
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")

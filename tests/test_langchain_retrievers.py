@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from edgecolbert import ColBERT, EmptyQueryError, Reranker
-from edgecolbert.store import EdgeStore, StoreLockedError
+from edgecolbert.errors import StoreLockedError
+from edgecolbert.store import EdgeStore
 from store_fixtures import CountingModel, HashEmbedder, corpus, open_store
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")

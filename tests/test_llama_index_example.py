@@ -27,7 +27,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llama_index_rag.py
 
 @pytest.fixture(scope="module")
 def minilm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgecolbert.convert import from_sentence_transformer
+    from edgecolbert.encoding.convert import from_sentence_transformer
 
     assert MINILM_DIR is not None
     return Path(from_sentence_transformer(MINILM_DIR, tmp_path_factory.mktemp("minilm") / "colbert"))

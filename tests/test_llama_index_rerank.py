@@ -13,7 +13,8 @@ import pytest
 
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, EmptyQueryError, InvalidInputError, InvalidTypeError, Reranker
-from edgecolbert.store import EdgeStore, ModelMismatchError
+from edgecolbert.errors import ModelMismatchError
+from edgecolbert.store import EdgeStore
 from store_fixtures import corpus
 
 pytest.importorskip("llama_index.core", reason="llama-index-core is not installed (the test extra has it)")

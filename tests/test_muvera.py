@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from edgecolbert import maxsim, muvera
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.muvera import FdeParams, document_fde, fde_matrices, query_fde
+from edgecolbert.scoring import FdeParams, document_fde, maxsim, muvera, query_fde
+from edgecolbert.scoring.muvera import fde_matrices
 from edgecolbert.vectors import MultiVectors
 
 

@@ -20,7 +20,8 @@ from checkpoints import (
     requires_minilm,
     requires_shared,
 )
-from edgecolbert import ColBERT, InvalidInputError, onnx_backend
+from edgecolbert import ColBERT, InvalidInputError
+from edgecolbert.encoding.backends import onnx as onnx_backend
 from edgecolbert.errors import MissingDependencyError
 
 pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (the 'onnx' extra)")
@@ -50,7 +51,7 @@ def _scores(model: ColBERT) -> tuple[np.ndarray, edgecolbert.MultiVectors]:
 @pytest.fixture(autouse=True)
 def _quiet_truncation() -> Iterator[None]:
     # Restored afterwards: tests elsewhere assert that truncation is warned about.
-    encoder_logger = logging.getLogger("edgecolbert.encoder")
+    encoder_logger = logging.getLogger("edgecolbert.encoding.encoder")
     level = encoder_logger.level
     encoder_logger.setLevel(logging.ERROR)
     yield
@@ -131,7 +132,7 @@ def test_second_load_reuses_the_export(stanford_dir: Path, tmp_path: Path, monke
 
     monkeypatch.setattr(onnx_backend, "export_onnx", refuse)
     monkeypatch.setattr(onnx_backend, "quantize_int8", refuse)
-    monkeypatch.setattr(edgecolbert.encoder, "_load_backbone", refuse)
+    monkeypatch.setattr(edgecolbert.encoding.encoder, "_load_backbone", refuse)
     second = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=cache)
     fp32 = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
     assert {path: path.stat().st_mtime_ns for path in sorted(cache.rglob("*"))} == stamps
@@ -182,7 +183,7 @@ def test_damaged_cache_file_is_exported_again(
     good = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
     assert good.onnx is not None
     good.onnx.path.write_bytes(b"\x00garbage")
-    with caplog.at_level(logging.WARNING, logger="edgecolbert.onnx_backend"):
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.encoding.backends.onnx"):
         again = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
     assert "unreadable ONNX file" in caplog.text
     np.testing.assert_allclose(again.encode_query("late interaction"), good.encode_query("late interaction"))

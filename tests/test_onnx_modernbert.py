@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from checkpoints import build_stanford_checkpoint
-from edgecolbert import onnx_backend, onnx_modernbert
+from edgecolbert.encoding.backends import onnx as onnx_backend
+from edgecolbert.encoding.backends import onnx_modernbert
 
 onnx = pytest.importorskip("onnx", reason="the ONNX backend needs onnx and onnxruntime (the 'onnx' extra)")
 ort = pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (the 'onnx' extra)")

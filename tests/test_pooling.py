@@ -9,8 +9,8 @@ import pytest
 
 import edgecolbert
 from edgecolbert import ColBERT, InvalidInputError
+from edgecolbert.encoding.pooling import pool_documents, pool_tokens
 from edgecolbert.errors import MissingDependencyError
-from edgecolbert.pooling import pool_documents, pool_tokens
 
 pytest.importorskip("scipy", reason="token pooling clusters with scipy")
 

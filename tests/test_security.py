@@ -206,7 +206,8 @@ def _unused_port() -> int:
 def test_the_api_key_never_reaches_logs_reprs_or_errors(
     model: ColBERT, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from edgecolbert.store import QdrantStore, StoreError
+    from edgecolbert.errors import StoreError
+    from edgecolbert.store import QdrantStore
 
     url = f"http://127.0.0.1:{_unused_port()}"
     for how in ("argument", "environment"):

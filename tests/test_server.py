@@ -16,7 +16,7 @@ import pytest
 from checkpoints import build_stanford_checkpoint
 from edgecolbert import ColBERT, Reranker
 from edgecolbert.cli import main
-from edgecolbert.server import ServiceLimits, ServiceSettings, create_app, serve_in_background
+from edgecolbert.serving.app import ServiceLimits, ServiceSettings, create_app, serve_in_background
 from edgecolbert.store import EdgeStore
 from store_fixtures import corpus
 
@@ -383,7 +383,7 @@ def test_serve_refuses_impossible_limits(capsys: pytest.CaptureFixture[str]) -> 
 def test_serve_wires_its_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edgecolbert import server
+    from edgecolbert.serving import app as server
 
     started: dict[str, Any] = {}
     monkeypatch.setattr(server, "serve", lambda app, host, port, **kw: started.update(app=app, host=host, port=port))
@@ -410,12 +410,12 @@ def test_settings_never_show_the_keys() -> None:
 def test_a_per_call_warning_is_logged_once_per_interval() -> None:
     import logging
 
-    from edgecolbert.server import RepeatFilter
+    from edgecolbert.serving.app import RepeatFilter
 
     repeat_filter = RepeatFilter(interval=3600)
 
     def record(message: str, *args: object) -> logging.LogRecord:
-        return logging.LogRecord("edgecolbert.encoder", logging.WARNING, __file__, 1, message, args, None)
+        return logging.LogRecord("edgecolbert.encoding.encoder", logging.WARNING, __file__, 1, message, args, None)
 
     truncated = "%d of %d documents exceed %d tokens and were truncated"
     assert repeat_filter.filter(record(truncated, 1, 2, 300))

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from edgecolbert import ColBERT, Reranker
-from edgecolbert.rerank import RerankResults
-from edgecolbert.server import ServiceLimits, create_app, serve_in_background
+from edgecolbert.scoring.reranker import RerankResults
+from edgecolbert.serving.app import ServiceLimits, create_app, serve_in_background
 from store_fixtures import TOPICS
 
 WORDS = TOPICS + ["orbit", "bridge", "lantern", "harbor", "meadow", "glacier", "quartz", "ember"]

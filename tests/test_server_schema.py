@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from edgecolbert import ColBERT, Reranker
-from edgecolbert.server import ServiceLimits, create_app, serve_in_background
+from edgecolbert.serving.app import ServiceLimits, create_app, serve_in_background
 from edgecolbert.store import EdgeStore
 
 CHECKS = [

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from edgecolbert.errors import InvalidInputError
-from edgecolbert.sources import SourceError, count_documents, read_documents, split_passages
+from edgecolbert.errors import InvalidInputError, SourceError
+from edgecolbert.sources.paths import count_documents, read_documents, split_passages
 from edgecolbert.store.documents import StoreDocument
 
 
@@ -72,14 +72,15 @@ def test_beir_folder(tmp_path: Path) -> None:
 
 
 def test_beir_join_matches_the_beir_reader(tmp_path: Path) -> None:
-    from edgecolbert.beir import iter_corpus
+    from edgecolbert.sources.beir import iter_corpus
 
     write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "a", "title": " Spaced ", "text": " body "}])
     assert [d.text for d in read_documents(tmp_path)] == [d.full_text for d in iter_corpus(tmp_path)]
 
 
 def test_beir_reader_and_sources_name_the_same_bad_line(tmp_path: Path) -> None:
-    from edgecolbert.beir import DatasetError, iter_corpus
+    from edgecolbert.errors import DatasetError
+    from edgecolbert.sources.beir import iter_corpus
 
     write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "a", "text": "fine"}, '["not an object"]'])
     with pytest.raises(DatasetError, match=r"corpus\.jsonl line 2 should be a JSON object"):
@@ -170,7 +171,8 @@ def test_exact_repeats_of_a_line_are_read_once(tmp_path: Path) -> None:
 
 
 def test_beir_reader_refuses_one_id_on_two_different_lines(tmp_path: Path) -> None:
-    from edgecolbert.beir import DatasetError, iter_corpus
+    from edgecolbert.errors import DatasetError
+    from edgecolbert.sources.beir import iter_corpus
 
     same = {"_id": "a", "title": "T", "text": "one"}
     write_jsonl(tmp_path / "corpus.jsonl", [same, {"_id": "b", "text": "two"}, same])
@@ -286,7 +288,7 @@ def test_unreadable_files_in_a_folder_are_skipped_with_a_warning(
     (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     (tmp_path / "linked.md").symlink_to(tmp_path / "good.txt")
 
-    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources"):
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources.paths"):
         documents = list(read_documents(tmp_path))
 
     assert [d.metadata["source"] for d in documents] == ["good.txt", "linked.md"]
@@ -304,7 +306,7 @@ def test_a_file_without_read_permission_is_skipped(tmp_path: Path, caplog: pytes
     locked = tmp_path / "locked.txt"
     locked.write_text("secret", encoding="utf-8")
     locked.chmod(0)
-    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources"):
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources.paths"):
         documents = list(read_documents(tmp_path))
     assert [d.metadata["source"] for d in documents] == ["good.txt"]
     assert [record.getMessage() for record in caplog.records] == [
@@ -327,7 +329,7 @@ def test_a_file_that_fails_to_read_is_skipped(
         return read_text(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "read_text", refuse_locked)
-    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources"):
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.sources.paths"):
         documents = list(read_documents(tmp_path))
     assert [d.metadata["source"] for d in documents] == ["good.txt"]
     assert [record.getMessage() for record in caplog.records] == [

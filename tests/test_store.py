@@ -309,6 +309,34 @@ def test_async_twins_match_sync(engine: str, tmp_path: Path, model: ColBERT) -> 
     store.close()
 
 
+def test_async_twins_forward_every_argument(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    embedder = HashEmbedder()
+    store = open_store(engine, tmp_path, model, dense=embedder)
+    texts, ids, metadatas = corpus(12)
+    documents = [StoreDocument(text=t, id=i, metadata=m) for t, i, m in zip(texts[6:], ids[6:], metadatas[6:])]
+    batches: list[list[str]] = []
+    even = {"tags": ["even"]}
+    mountains = embedder.embed_query("mountains")
+
+    async def run():  # type: ignore[no-untyped-def]
+        added = await store.aadd(texts[:6], ids[:6], metadatas[:6], dense_vectors=embedder.embed_documents(texts[:6]))
+        await store.aadd_documents(documents, batch_size=4, progress=False, total=6, on_batch=batches.append)
+        found = await store.asearch("comets", 3, 8, "dense", even, dense_vector=mountains)
+        first = await store.asearch_first_stage("comets", 5, "dense", even, dense_vector=mountains)
+        return added, found, first
+
+    added, found, first = asyncio.run(run())
+    assert added == ids[:6] and store.count() == 12
+    assert batches == [ids[6:10], ids[10:]]
+    assert [h.id for h in found] == [h.id for h in store.search("comets", 3, 8, "dense", even, dense_vector=mountains)]
+    assert len(found) == 3 and all("even" in h.metadata["tags"] for h in found)
+    assert [h.id for h in first] == [
+        h.id for h in store.search_first_stage("comets", 5, "dense", even, dense_vector=mountains)
+    ]
+    assert len(first) == 5 and all("even" in h.metadata["tags"] for h in first)
+    store.close()
+
+
 # ---- the embedded store on disk -------------------------------------------------------------------
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from checkpoints import build_minilm_checkpoint, requires_minilm
 from edgecolbert import ColBERT, maxsim
+from edgecolbert.errors import StoreError
 from edgecolbert.store import EdgeStore
 from edgecolbert.store.edge import SCHEMA_FILE
-from edgecolbert.store.schema import StoreError, model_identity
+from edgecolbert.store.schema import model_identity
 from store_fixtures import corpus, open_store
 
 pytestmark = requires_minilm

@@ -12,8 +12,9 @@ import pytest
 
 from checkpoints import MINILM_DIR, requires_minilm
 from edgecolbert import ColBERT
-from edgecolbert.maxsim import maxsim
-from edgecolbert.training import TrainingData, TrainingDataError, TrainingExample, load_training_data
+from edgecolbert.errors import TrainingDataError
+from edgecolbert.scoring.maxsim import maxsim
+from edgecolbert.training import TrainingData, TrainingExample, load_training_data
 from edgecolbert.training.examples import write_examples
 from edgecolbert.training.negatives import bm25_ranker, fill_negatives, store_ranker
 from edgecolbert.training.teacher import attach_teacher_scores

@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 from checkpoints import TOKENIZER_DIR, build_edge_checkpoint, build_stanford_checkpoint, requires_minilm
 from edgecolbert import ColBERT
 from edgecolbert.cli import main
-from edgecolbert.maxsim import maxsim
-from edgecolbert.training import TrainingError, TrainSettings, train
+from edgecolbert.errors import TrainingError
+from edgecolbert.scoring.maxsim import maxsim
+from edgecolbert.training import TrainSettings, train
 from edgecolbert.training.fine_tune import PREPARED_EXAMPLES, REPORT
 from edgecolbert.training.progress import ExamplesPerSecond
 from training_fixtures import synonym_collection, write_pairs

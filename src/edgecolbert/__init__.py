@@ -1,11 +1,14 @@
 """edgecolbert: late-interaction (ColBERT) encoding and MaxSim reranking for retrieval pipelines."""
 
-from edgecolbert.cache import EmbeddingCache, content_hash
-from edgecolbert.encoder import DEFAULT_MODEL, ColBERT
+from importlib.metadata import PackageNotFoundError, version
+
+from edgecolbert.encoding.encoder import DEFAULT_MODEL, ColBERT
 from edgecolbert.errors import (
     CheckpointError,
     CheckpointNotFoundError,
     CorruptCheckpointError,
+    DatasetError,
+    DocumentNotFoundError,
     EdgeColbertError,
     EmptyQueryError,
     InvalidDocumentError,
@@ -13,13 +16,28 @@ from edgecolbert.errors import (
     InvalidTypeError,
     MissingCheckpointFileError,
     MissingDependencyError,
+    ModelMismatchError,
+    OnnxExportError,
+    QdrantRequestError,
+    QdrantUnavailableError,
+    ServiceError,
+    SourceError,
+    StoreDiskFullError,
+    StoreError,
+    StoreLockedError,
+    TrainingDataError,
+    TrainingError,
     UnsupportedCheckpointError,
 )
-from edgecolbert.maxsim import maxsim, topk
-from edgecolbert.rerank import Reranker, RerankResult, RerankResults
+from edgecolbert.scoring.cache import EmbeddingCache, content_hash
+from edgecolbert.scoring.maxsim import maxsim, topk
+from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
 from edgecolbert.vectors import MultiVectors
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("edgecolbert")
+except PackageNotFoundError:  # a source tree on sys.path that pip never installed: pyproject.toml holds the number
+    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -27,6 +45,8 @@ __all__ = [
     "CheckpointNotFoundError",
     "ColBERT",
     "CorruptCheckpointError",
+    "DatasetError",
+    "DocumentNotFoundError",
     "EdgeColbertError",
     "EmbeddingCache",
     "EmptyQueryError",
@@ -35,10 +55,21 @@ __all__ = [
     "InvalidTypeError",
     "MissingCheckpointFileError",
     "MissingDependencyError",
+    "ModelMismatchError",
     "MultiVectors",
+    "OnnxExportError",
+    "QdrantRequestError",
+    "QdrantUnavailableError",
     "RerankResult",
     "RerankResults",
     "Reranker",
+    "ServiceError",
+    "SourceError",
+    "StoreDiskFullError",
+    "StoreError",
+    "StoreLockedError",
+    "TrainingDataError",
+    "TrainingError",
     "UnsupportedCheckpointError",
     "content_hash",
     "maxsim",

@@ -5,11 +5,16 @@
 - :class:`RerankRetriever`: any retriever as the first stage, reordered by an ``EdgeColbertRerank``.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from langchain_edgecolbert.documents import FIRST_STAGE_SCORE_KEY, SCORE_KEY
 from langchain_edgecolbert.rerank import EdgeColbertRerank
 from langchain_edgecolbert.retrievers import EdgeColbertRetriever, RerankRetriever, SearchOptions
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("langchain-edgecolbert")
+except PackageNotFoundError:  # a source tree on sys.path that pip never installed: pyproject.toml holds the number
+    __version__ = "0+unknown"
 
 __all__ = [
     "FIRST_STAGE_SCORE_KEY",

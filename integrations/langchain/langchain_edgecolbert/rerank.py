@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from edgecolbert import InvalidInputError, Reranker, RerankResults
-from edgecolbert.rerank import check_query
+from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store import BaseStore, Hit
 from edgecolbert.store.schema import check_model, point_id
 from langchain_core.callbacks import Callbacks

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from edgecolbert import ColBERT
-from edgecolbert.rerank import check_query
+from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store import DEFAULT_STORE_PATH, BaseStore, DenseEmbedder, EdgeStore
 from edgecolbert.store.filters import parse_filter
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun

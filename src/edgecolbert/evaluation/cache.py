@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.store.schema import model_identity
 
 CACHE_ENV_VAR = "EDGECOLBERT_EVAL_CACHE"

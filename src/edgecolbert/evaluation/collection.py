@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecolbert.beir import DatasetError, iter_corpus, load_qrels, load_queries
-from edgecolbert.errors import InvalidInputError
+from edgecolbert.errors import DatasetError, InvalidInputError
+from edgecolbert.sources.beir import iter_corpus, load_qrels, load_queries
 
 logger = logging.getLogger(__name__)
 

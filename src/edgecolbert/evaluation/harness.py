@@ -12,13 +12,13 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from edgecolbert.beir import iter_corpus
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.evaluation.cache import default_cache_dir, store_folder
 from edgecolbert.evaluation.collection import JudgedCollection, load_collection
 from edgecolbert.evaluation.metrics import mean_metrics, per_query_metrics, ranked_run
 from edgecolbert.evaluation.report import EvalReport, Metrics, QueryResult
+from edgecolbert.sources.beir import iter_corpus
 from edgecolbert.store.base import check_positive
 from edgecolbert.store.documents import StoreDocument
 from edgecolbert.store.edge import EdgeStore
@@ -30,7 +30,7 @@ FirstStageMethod = Literal["bm25"]
 # the candidates are then exactly what store.search() reranks. On SciFact's 300 test queries it scored NDCG@10
 # 0.683 against 0.662 for bm25s with English stopwords, so nothing is lost by it.
 FIRST_STAGES: tuple[str, ...] = ("bm25",)
-ENCODER_LOGGER = "edgecolbert.encoder"
+ENCODER_LOGGER = "edgecolbert.encoding.encoder"
 
 
 def evaluate(

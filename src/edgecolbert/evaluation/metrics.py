@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from edgecolbert.errors import EdgeColbertError
+from edgecolbert.errors import require
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 MRR_DEPTH = 10
@@ -14,10 +14,6 @@ Qrels = Mapping[str, Mapping[str, int]]
 
 # Our metric name -> (pytrec_eval measure to ask for, key it reports under).
 _TREC_MEASURES = {"ndcg@10": ("ndcg_cut.10", "ndcg_cut_10"), "recall@100": ("recall.100", "recall_100")}
-
-
-class MissingDependencyError(EdgeColbertError, ImportError):
-    """An optional package a feature needs is not installed."""
 
 
 def ranked_run(rankings: Mapping[str, Sequence[str]]) -> Run:
@@ -69,10 +65,4 @@ def mean_metrics(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, floa
 
 
 def _pytrec_eval():  # type: ignore[no-untyped-def]
-    try:
-        import pytrec_eval
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "Evaluation needs pytrec_eval: pip install 'edgecolbert[eval]' (package pytrec-eval-terrier)."
-        ) from exc
-    return pytrec_eval
+    return require("pytrec_eval", "eval", "Evaluation")

@@ -1,9 +1,18 @@
 """Document multivectors in Qdrant: one protocol, an embedded engine and a client-server one."""
 
+from edgecolbert.errors import (
+    DocumentNotFoundError,
+    ModelMismatchError,
+    QdrantRequestError,
+    QdrantUnavailableError,
+    StoreDiskFullError,
+    StoreError,
+    StoreLockedError,
+)
 from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
 from edgecolbert.store.documents import Hit, StoreDocument
-from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore, StoreDiskFullError, StoreLockedError
-from edgecolbert.store.schema import DocumentNotFoundError, ModelMismatchError, StoreError, StoreSchema
+from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore
+from edgecolbert.store.schema import StoreSchema
 
 __all__ = [
     "DEFAULT_STORE_PATH",
@@ -15,7 +24,9 @@ __all__ = [
     "Hit",
     "ModelMismatchError",
     "MultiVectorStore",
+    "QdrantRequestError",
     "QdrantStore",
+    "QdrantUnavailableError",
     "StoreDiskFullError",
     "StoreDocument",
     "StoreError",

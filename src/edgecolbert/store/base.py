@@ -20,10 +20,10 @@ import numpy as np
 from tqdm.auto import tqdm
 from typing_extensions import Self
 
-from edgecolbert.cache import content_hash
-from edgecolbert.encoder import ColBERT, check_texts
-from edgecolbert.errors import InvalidInputError, InvalidTypeError
-from edgecolbert.rerank import check_query
+from edgecolbert.encoding.encoder import ColBERT, check_texts
+from edgecolbert.errors import DocumentNotFoundError, InvalidInputError, InvalidTypeError
+from edgecolbert.scoring.cache import content_hash
+from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store.documents import Hit, StoreDocument
 from edgecolbert.store.engine import (
     Engine,
@@ -41,7 +41,6 @@ from edgecolbert.store.schema import (
     COLBERT,
     HASH_KEY,
     ID_KEY,
-    DocumentNotFoundError,
     StoreSchema,
     content_id,
     point_id,
@@ -493,11 +492,28 @@ class BaseStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    async def aadd(self, *args: Any, **kwargs: Any) -> list[str]:
-        return await asyncio.to_thread(self.add, *args, **kwargs)
+    async def aadd(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str | int] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        dense_vectors: Sequence[Sequence[float]] | None = None,
+    ) -> list[str]:
+        return await asyncio.to_thread(self.add, texts, ids, metadatas, dense_vectors=dense_vectors)
 
-    async def aadd_documents(self, *args: Any, **kwargs: Any) -> AddReport:
-        return await asyncio.to_thread(self.add_documents, *args, **kwargs)
+    async def aadd_documents(
+        self,
+        documents: Iterable[DocumentLike],
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+        total: int | None = None,
+        on_batch: Callable[[list[str]], None] | None = None,
+    ) -> AddReport:
+        return await asyncio.to_thread(
+            self.add_documents, documents, batch_size=batch_size, progress=progress, total=total, on_batch=on_batch
+        )
 
     async def adelete(self, ids: Sequence[str | int]) -> None:
         await asyncio.to_thread(self.delete, ids)
@@ -508,11 +524,32 @@ class BaseStore:
     async def acount(self) -> int:
         return await asyncio.to_thread(self.count)
 
-    async def asearch(self, *args: Any, **kwargs: Any) -> list[Hit]:
-        return await asyncio.to_thread(self.search, *args, **kwargs)
+    async def asearch(
+        self,
+        query: str,
+        k: int = 10,
+        prefetch_k: int = 100,
+        first_stage: FirstStageName | None = None,
+        filter: MetadataFilter | None = None,
+        *,
+        dense_vector: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        return await asyncio.to_thread(
+            self.search, query, k, prefetch_k, first_stage, filter, dense_vector=dense_vector
+        )
 
-    async def asearch_first_stage(self, *args: Any, **kwargs: Any) -> list[Hit]:
-        return await asyncio.to_thread(self.search_first_stage, *args, **kwargs)
+    async def asearch_first_stage(
+        self,
+        query: str,
+        k: int = 100,
+        first_stage: FirstStageName | None = None,
+        filter: MetadataFilter | None = None,
+        *,
+        dense_vector: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        return await asyncio.to_thread(
+            self.search_first_stage, query, k, first_stage, filter, dense_vector=dense_vector
+        )
 
     async def arerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
         return await asyncio.to_thread(self.rerank, query, ids, k)

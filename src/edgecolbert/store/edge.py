@@ -11,21 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoder import ColBERT
+from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.errors import StoreDiskFullError, StoreError, StoreLockedError
 from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, resolve_store_model
-from edgecolbert.store.schema import (
-    BM25,
-    COLBERT,
-    Datatype,
-    Quantization,
-    StoreError,
-    StoreSchema,
-    check_model,
-    load_schema,
-)
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreSchema, check_model, load_schema
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +33,6 @@ CLOSED_COUNT_FILE = "closed-count.json"
 DISK_MARGIN_BYTES = 128 * 2**20
 # A write lands in the write-ahead log and again in a segment, with float32 vectors and indexes on top.
 WRITE_AMPLIFICATION = 4
-
-
-class StoreLockedError(StoreError):
-    """Another process (or another open store in this one) holds the folder."""
-
-
-class StoreDiskFullError(StoreError):
-    """The disk under a store has too little free space for the engine to open it or write safely."""
 
 
 def free_bytes(path: Path) -> int:

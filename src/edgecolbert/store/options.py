@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoder import ColBERT
-from edgecolbert.errors import InvalidInputError, InvalidTypeError
+from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.errors import InvalidInputError, InvalidTypeError, StoreError
 from edgecolbert.store.schema import (
     DENSE,
     Datatype,
     Quantization,
-    StoreError,
     StoreSchema,
     check_model,
     check_vector_size,

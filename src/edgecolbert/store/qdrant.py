@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from edgecolbert.encoder import ColBERT
-from edgecolbert.errors import InvalidInputError
+from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.errors import InvalidInputError, StoreError, require
 from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, payload_document
 from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
 from edgecolbert.store.retry import RetryPolicy, call_with_retries
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreError, StoreSchema, load_schema
+from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreSchema, load_schema
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -38,13 +38,7 @@ T = TypeVar("T")
 
 
 def _models() -> Any:
-    try:
-        from qdrant_client import models
-    except ImportError as exc:
-        raise StoreError(
-            "QdrantStore needs qdrant-client: pip install 'edgecolbert[qdrant]' (or use the embedded EdgeStore)."
-        ) from exc
-    return models
+    return require("qdrant_client.models", "qdrant", "QdrantStore", instead="use the embedded EdgeStore")
 
 
 def connect(

@@ -17,22 +17,13 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgecolbert.errors import InvalidInputError
-from edgecolbert.store.schema import StoreError
+from edgecolbert.errors import InvalidInputError, QdrantRequestError, QdrantUnavailableError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
-
-
-class QdrantUnavailableError(StoreError):
-    """The server could not be reached, or kept failing transiently, until the retry budget ran out."""
-
-
-class QdrantRequestError(StoreError):
-    """The server answered a request with an error that retrying cannot fix."""
 
 
 class RetryPolicy(BaseModel):

@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgecolbert.encoder import ColBERT
-from edgecolbert.errors import EdgeColbertError, InvalidInputError
+from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.errors import InvalidInputError, ModelMismatchError
 
 COLBERT = "colbert"
 BM25 = "bm25"
@@ -28,21 +28,6 @@ Quantization = Literal["int8"]
 _ID_NAMESPACE = uuid.UUID("6f1d3c52-8f6e-5a57-9a55-0b7c6f3e2d41")
 _TAIL_BYTES = 1 << 20
 _SIMD_WIDTH = 32
-
-
-class StoreError(EdgeColbertError):
-    """A store could not be opened, created or used."""
-
-
-class ModelMismatchError(StoreError):
-    """The store holds vectors from another model than the one given to query it."""
-
-
-class DocumentNotFoundError(StoreError, KeyError):
-    """An id asked for is not in the store."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class StoreSchema(BaseModel):

@@ -10,12 +10,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.beir import DatasetError, iter_corpus, load_qrels, load_queries
-from edgecolbert.jsonl import jsonl_records
-
-
-class TrainingDataError(DatasetError):
-    """Training data is missing, malformed, or does not fit the training settings."""
+from edgecolbert.errors import TrainingDataError
+from edgecolbert.sources.beir import iter_corpus, load_qrels, load_queries
+from edgecolbert.sources.jsonl import jsonl_records
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.errors import EdgeColbertError, MissingDependencyError
+from edgecolbert.errors import TrainingError, require
 from edgecolbert.training.examples import TrainingData, TrainingExample, load_training_data, write_examples
 from edgecolbert.training.negatives import Ranker, bm25_ranker, fill_negatives, store_ranker
 from edgecolbert.training.progress import ExamplesPerSecond
@@ -21,10 +21,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 PREPARED_EXAMPLES = "training-set.jsonl"
 REPORT = "training.json"
-
-
-class TrainingError(EdgeColbertError):
-    """A fine-tuning run cannot start or continue as asked."""
 
 
 def train(settings: TrainSettings) -> TrainReport:
@@ -64,15 +60,8 @@ def train(settings: TrainSettings) -> TrainReport:
 
 
 def _require_training_packages() -> None:
-    try:
-        import accelerate  # noqa: F401
-        import datasets  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"Training needs {exc.name}: pip install 'edgecolbert[train]' (sentence-transformers, datasets, "
-            "accelerate, bm25s)."
-        ) from exc
+    for module in ("sentence_transformers", "datasets", "accelerate"):
+        require(module, "train", "Training")
 
 
 def _prepare_out(settings: TrainSettings) -> bool:

@@ -6,9 +6,9 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from edgecolbert.errors import MissingDependencyError
+from edgecolbert.errors import TrainingDataError, require
 from edgecolbert.store.base import MultiVectorStore
-from edgecolbert.training.examples import TrainingData, TrainingDataError, TrainingExample
+from edgecolbert.training.examples import TrainingData, TrainingExample
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,7 @@ def _filled(
 
 def bm25_ranker(pool: Sequence[str]) -> Ranker:
     """BM25 (bm25s, English stopwords) over ``pool``: what the negatives are mined from by default."""
-    try:
-        import bm25s
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "Mining hard negatives with BM25 needs bm25s: pip install 'edgecolbert[train]'."
-        ) from exc
+    bm25s = require("bm25s", "train", "Mining hard negatives with BM25")
     if not pool:
         raise TrainingDataError("there are no documents to mine negatives from.")
     # bm25s sets its own logger to DEBUG, which would print through an application's root handler.

@@ -9,12 +9,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgecolbert.checkpoint import resolve_checkpoint_dir
-from edgecolbert.encoder import ColBERT
-from edgecolbert.errors import MissingDependencyError
-from edgecolbert.jsonl import jsonl_records
-from edgecolbert.maxsim import maxsim
-from edgecolbert.training.examples import TrainingDataError, TrainingExample
+from edgecolbert.encoding.checkpoint import resolve_checkpoint_dir
+from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.errors import TrainingDataError, require
+from edgecolbert.scoring.maxsim import maxsim
+from edgecolbert.sources.jsonl import jsonl_records
+from edgecolbert.training.examples import TrainingExample
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +65,8 @@ def _is_cross_encoder(folder: Path) -> bool:
 
 
 def _from_cross_encoder(examples: Sequence[TrainingExample], folder: Path, device: str | None) -> list[TrainingExample]:
-    try:
-        from sentence_transformers import CrossEncoder
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "A cross-encoder teacher needs sentence-transformers: pip install 'edgecolbert[train]'."
-        ) from exc
-    teacher = CrossEncoder(str(folder), device=device)
+    sentence_transformers = require("sentence_transformers", "train", "A cross-encoder teacher")
+    teacher = sentence_transformers.CrossEncoder(str(folder), device=device)
     pairs = [(ex.query, doc) for ex in examples for doc in ex.documents]
     logger.info("Scoring %d pairs with the cross-encoder teacher %s", len(pairs), folder)
     flat = [float(score) for score in teacher.predict(pairs, batch_size=32, show_progress_bar=False)]

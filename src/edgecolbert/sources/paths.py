@@ -21,9 +21,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.beir import Document
-from edgecolbert.errors import InvalidInputError
-from edgecolbert.jsonl import IdRegister, jsonl_records
+from edgecolbert.errors import InvalidInputError, SourceError
+from edgecolbert.sources.beir import Document
+from edgecolbert.sources.jsonl import IdRegister, jsonl_records
 from edgecolbert.store.documents import StoreDocument
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -45,10 +45,6 @@ _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d\u00bb)\]]*\s+|[\u3002\
 _WORD_BREAK = re.compile(r"\s+")
 
 logger = logging.getLogger(__name__)
-
-
-class SourceError(InvalidInputError):
-    """A path to index does not exist, has an unsupported kind, or holds a malformed record."""
 
 
 def read_documents(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgecolbert.errors import InvalidInputError, MissingDependencyError
+from edgecolbert.errors import InvalidInputError, require
 
 # The [CLS] vector summarises the whole text; PyLate leaves it out of the clustering.
 PROTECTED_TOKENS = 1
@@ -34,12 +34,7 @@ def pool_tokens(vectors: np.ndarray, pool_factor: int, *, protected_tokens: int 
     pool_factor = check_pool_factor(pool_factor)
     if pool_factor == 1 or vectors.shape[0] - protected_tokens < 2:
         return vectors
-    try:
-        from scipy.cluster import hierarchy
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "Token pooling needs scipy: pip install scipy (or 'edgecolbert[pooling]'), or pass pool_factor=1."
-        ) from exc
+    hierarchy = require("scipy.cluster.hierarchy", "pooling", "Token pooling", instead="pass pool_factor=1")
 
     kept, rest = vectors[:protected_tokens], vectors[protected_tokens:].astype(np.float64)
     distances = 1.0 - rest @ rest.T

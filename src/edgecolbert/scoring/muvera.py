@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgecolbert.errors import InvalidInputError
-from edgecolbert.maxsim import VectorsLike, _chunks, as_multivectors
+from edgecolbert.scoring.maxsim import VectorsLike, _chunks, as_multivectors
 from edgecolbert.vectors import MultiVectors
 
 # 2**10 partitions per repetition is already far beyond what a few hundred tokens can fill.

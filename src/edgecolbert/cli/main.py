@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoder import MODEL_ENV_VAR, default_model_name
+from edgecolbert.encoding.backends.onnx import BACKENDS, QUANTIZATIONS
+from edgecolbert.encoding.encoder import MODEL_ENV_VAR, default_model_name
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
-from edgecolbert.index import DEFAULT_COLLECTION
-from edgecolbert.onnx_backend import BACKENDS, QUANTIZATIONS
+from edgecolbert.sources.pipeline import DEFAULT_COLLECTION
 from edgecolbert.store.edge import DEFAULT_STORE_PATH
 from edgecolbert.store.qdrant import API_KEY_ENV_VAR, URL_ENV_VAR
 from edgecolbert.training.cli import add_train_command
@@ -212,7 +212,7 @@ def _read_candidates(args: argparse.Namespace) -> list[str]:
 
 
 def _run_rerank(args: argparse.Namespace) -> int:
-    from edgecolbert.rerank import Reranker
+    from edgecolbert.scoring.reranker import Reranker
 
     documents = _read_candidates(args)
     reranker = Reranker.from_pretrained(args.model, batch_size=args.batch_size, **_model_kwargs(args))
@@ -227,7 +227,7 @@ def _run_rerank(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from edgecolbert.convert import from_sentence_transformer
+    from edgecolbert.encoding.convert import from_sentence_transformer
 
     target = from_sentence_transformer(
         args.source,
@@ -248,7 +248,7 @@ def _json_filter(value: str) -> object:
 
 
 def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool):  # type: ignore[no-untyped-def]
-    from edgecolbert.index import open_store
+    from edgecolbert.sources.pipeline import open_store
 
     return open_store(
         store=args.store,
@@ -263,7 +263,7 @@ def _store_from_args(args: argparse.Namespace, model: str | None, *, create: boo
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    from edgecolbert.index import index_path
+    from edgecolbert.sources.pipeline import index_path
 
     with _store_from_args(args, args.model, create=True) as store:
         summary = index_path(store, args.path, batch_size=args.write_batch, progress=not args.no_progress)
@@ -299,9 +299,9 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from edgecolbert.index import check_store_folder
-    from edgecolbert.server import API_KEY_ENV_VAR as SERVICE_KEY_ENV_VAR
-    from edgecolbert.server import ServiceLimits, ServiceSettings, create_app, serve
+    from edgecolbert.serving.app import API_KEY_ENV_VAR as SERVICE_KEY_ENV_VAR
+    from edgecolbert.serving.app import ServiceLimits, ServiceSettings, create_app, serve
+    from edgecolbert.sources.pipeline import check_store_folder
 
     if args.collection is not None and args.qdrant_url is None and not os.environ.get(URL_ENV_VAR):
         raise InvalidInputError("--collection names a Qdrant collection: add --qdrant-url URL (or set $QDRANT_URL).")

@@ -17,22 +17,22 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from edgecolbert.checkpoint import (
+from edgecolbert.encoding.backends.compiled import CompiledBackbone, check_compile
+from edgecolbert.encoding.backends.onnx import OnnxProjector, check_backend, load_projector
+from edgecolbert.encoding.checkpoint import (
     CheckpointSpec,
     check_backbone_config,
     read_checkpoint,
     resolve_checkpoint_dir,
 )
-from edgecolbert.compilation import CompiledBackbone, check_compile
+from edgecolbert.encoding.pooling import check_pool_factor, pool_documents
+from edgecolbert.encoding.projection import build_projection
+from edgecolbert.encoding.tokenization import ColbertTokenizer, Kind, TokenizedBatch, check_length
 from edgecolbert.errors import (
     CorruptCheckpointError,
     InvalidDocumentError,
     InvalidInputError,
 )
-from edgecolbert.onnx_backend import OnnxProjector, check_backend, load_projector
-from edgecolbert.pooling import check_pool_factor, pool_documents
-from edgecolbert.projection import build_projection
-from edgecolbert.tokenization import ColbertTokenizer, Kind, TokenizedBatch, check_length
 from edgecolbert.vectors import MultiVectors
 
 logger = logging.getLogger(__name__)
@@ -156,10 +156,10 @@ class ColBERT:
         ``~/.cache/edgecolbert/onnx``, or ``$EDGECOLBERT_CACHE/onnx``), keyed by the checkpoint's
         weights; the model folder is never written to. ``quantize="int8"`` adds dynamic int8
         quantization of the weights (cached too). ``pool_factor`` > 1 pools each document's vectors
-        to about 1/``pool_factor`` of them (see :mod:`edgecolbert.pooling`); queries are never pooled.
+        to about 1/``pool_factor`` of them (see :mod:`edgecolbert.encoding.pooling`); queries are never pooled.
 
         ``compile=True`` compiles the torch backbone with TorchInductor (see
-        :mod:`edgecolbert.compilation`): 1.1-1.2x the documents/s on 2 CPU cores in most runs, after
+        :mod:`edgecolbert.encoding.backends.compiled`): 1.1-1.2x the documents/s on 2 CPU cores in most runs, after
         a first batch that takes tens of seconds to compile. It needs a C++ compiler on the CPU.
         """
         check_backend(backend, quantize)

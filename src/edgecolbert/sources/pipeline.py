@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoder import ColBERT
-from edgecolbert.sources import count_documents, read_documents
+from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.errors import StoreError
+from edgecolbert.sources.paths import count_documents, read_documents
 from edgecolbert.store.base import AddReport, BaseStore
 from edgecolbert.store.edge import DEFAULT_STORE_PATH, SCHEMA_FILE, EdgeStore
 from edgecolbert.store.qdrant import URL_ENV_VAR
-from edgecolbert.store.schema import StoreError
 
 DEFAULT_COLLECTION = "edgecolbert"
 

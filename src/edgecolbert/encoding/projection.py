@@ -8,7 +8,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from edgecolbert.checkpoint import DenseSpec, tensor_shapes
+from edgecolbert.encoding.checkpoint import DenseSpec, tensor_shapes
 from edgecolbert.errors import CorruptCheckpointError, UnsupportedCheckpointError
 
 # Activations are looked up by name instead of imported from the string a checkpoint carries,

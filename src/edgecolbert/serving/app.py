@@ -29,10 +29,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edgecolbert.errors import EdgeColbertError, InvalidInputError, InvalidTypeError
-from edgecolbert.index import DEFAULT_COLLECTION, open_store
-from edgecolbert.rerank import Reranker, RerankResults
-from edgecolbert.server_schemas import (
+from edgecolbert.errors import (
+    DocumentNotFoundError,
+    EdgeColbertError,
+    InvalidInputError,
+    InvalidTypeError,
+    ServiceError,
+    require,
+)
+from edgecolbert.scoring.reranker import Reranker, RerankResults
+from edgecolbert.serving.schemas import (
     AddDocumentsRequest,
     AddDocumentsResponse,
     DeleteDocumentsRequest,
@@ -50,10 +56,10 @@ from edgecolbert.server_schemas import (
     TeiRank,
     TeiRerankRequest,
 )
+from edgecolbert.sources.pipeline import DEFAULT_COLLECTION, open_store
 from edgecolbert.store.base import BaseStore
 from edgecolbert.store.documents import StoreDocument
 from edgecolbert.store.qdrant import URL_ENV_VAR
-from edgecolbert.store.schema import DocumentNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +68,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 T = TypeVar("T")
-
-
-class ServiceError(EdgeColbertError):
-    """The service could not be configured or started."""
 
 
 class ServiceLimits(BaseModel):
@@ -614,7 +616,7 @@ def _delete(store: BaseStore, ids: list[str | int]) -> DeleteDocumentsResponse:
 
 
 # Loggers whose warnings describe one call (truncated texts): a service would repeat them on every request.
-_PER_CALL_LOGGERS = ("edgecolbert.encoder", "edgecolbert.store.base")
+_PER_CALL_LOGGERS = ("edgecolbert.encoding.encoder", "edgecolbert.store.base")
 
 
 class RepeatFilter(logging.Filter):
@@ -639,7 +641,7 @@ class RepeatFilter(logging.Filter):
 
 def serve(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info") -> None:
     """Run the service in this process until interrupted (Ctrl-C or SIGTERM)."""
-    import uvicorn
+    uvicorn = require("uvicorn", "serve", "Running the service")
 
     repeat_filter = RepeatFilter()
     for name in _PER_CALL_LOGGERS:
@@ -655,7 +657,7 @@ def serve_in_background(
 
     For notebooks, tests and benchmarks; the server shuts down cleanly when the block ends.
     """
-    import uvicorn
+    uvicorn = require("uvicorn", "serve", "Running the service")
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="edgecolbert-server", daemon=True)

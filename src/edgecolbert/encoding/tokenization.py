@@ -19,7 +19,7 @@ from tokenizers import AddedToken, Tokenizer
 from tokenizers.normalizers import Lowercase
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
-from edgecolbert.checkpoint import CheckpointSpec
+from edgecolbert.encoding.checkpoint import CheckpointSpec
 from edgecolbert.errors import CorruptCheckpointError, InvalidInputError, MissingCheckpointFileError
 
 logger = logging.getLogger(__name__)

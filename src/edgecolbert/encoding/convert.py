@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from edgecolbert.checkpoint import load_json
+from edgecolbert.encoding.checkpoint import load_json
 from edgecolbert.errors import InvalidInputError, MissingCheckpointFileError, UnsupportedCheckpointError
 
 _BACKBONE_FILES = (

@@ -10,10 +10,10 @@ from typing import Any, overload
 
 import numpy as np
 
-from edgecolbert.cache import EmbeddingCache, content_hash
-from edgecolbert.encoder import ColBERT, check_texts
+from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.errors import EmptyQueryError, InvalidInputError, InvalidTypeError
-from edgecolbert.maxsim import maxsim, topk
+from edgecolbert.scoring.cache import EmbeddingCache, content_hash
+from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.vectors import MultiVectors
 
 

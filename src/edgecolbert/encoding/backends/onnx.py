@@ -2,7 +2,7 @@
 
 The graph maps ``input_ids`` and ``attention_mask`` to the projected, not yet normalised token
 vectors, so tokenization, masking, normalisation, length-sorted batching and pooling stay in
-:mod:`edgecolbert.encoder`, shared with the torch backend. Exports (and their int8 quantizations)
+:mod:`edgecolbert.encoding.encoder`, shared with the torch backend. Exports (and their int8 quantizations)
 live in a cache folder keyed by what the vectors depend on, never inside the user's model folder,
 and are written under a temporary name and renamed, so an interrupted export leaves nothing behind
 that a later load could mistake for a finished one.
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecolbert import onnx_modernbert
-from edgecolbert.checkpoint import CheckpointSpec
-from edgecolbert.errors import EdgeColbertError, InvalidInputError, MissingDependencyError
+from edgecolbert.encoding.backends import onnx_modernbert
+from edgecolbert.encoding.checkpoint import CheckpointSpec
+from edgecolbert.errors import InvalidInputError, OnnxExportError, require
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,6 @@ _FP32_NAME = "model.onnx"
 _INT8_NAME = "model.int8.onnx"
 
 
-class OnnxExportError(EdgeColbertError):
-    """The model could not be exported to ONNX or quantized."""
-
-
 def check_backend(backend: str, quantize: str | None) -> None:
     """Reject unknown values before anything is loaded."""
     if backend not in BACKENDS:
@@ -62,14 +58,7 @@ def check_backend(backend: str, quantize: str | None) -> None:
 
 
 def require_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "backend='onnx' needs onnxruntime and onnx: pip install 'edgecolbert[onnx]' "
-            "(or pip install onnxruntime onnx), or use backend='torch'."
-        ) from exc
-    return onnxruntime
+    return require("onnxruntime", "onnx", "backend='onnx'", instead="use backend='torch'")
 
 
 def default_cache_root() -> Path:
@@ -222,22 +211,17 @@ def quantize_int8(source: Path, target: Path) -> None:
     all-MiniLM-L6-v2 weights that took the mean MaxSim score error from 1.6% to 1.2% and kept 94.7%
     of the fp32 top 10 instead of 93.5%; those products are a sixth of the 17m shape's multiply-adds.
     """
-    try:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "quantize='int8' needs the onnx package beside onnxruntime: pip install 'edgecolbert[onnx]'."
-        ) from exc
+    onnx = require("onnx", "onnx", "quantize='int8'", instead="use quantize=None")
+    quantization = require("onnxruntime.quantization", "onnx", "quantize='int8'", instead="use quantize=None")
     try:
         model = onnx.load(str(source))
         keep_float = feed_forward_outputs(model.graph)
         with _quantizer_logs_quiet():
             # The graph loaded above, so the file is read once.
-            quantize_dynamic(
+            quantization.quantize_dynamic(
                 model,
                 str(target),
-                weight_type=QuantType.QInt8,
+                weight_type=quantization.QuantType.QInt8,
                 per_channel=True,
                 op_types_to_quantize=["MatMul"],
                 nodes_to_exclude=keep_float,

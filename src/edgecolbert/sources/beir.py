@@ -7,12 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecolbert.errors import EdgeColbertError
-from edgecolbert.jsonl import IdRegister, jsonl_records
-
-
-class DatasetError(EdgeColbertError):
-    """A BEIR-layout folder is missing a file or holds a malformed line."""
+from edgecolbert.errors import DatasetError
+from edgecolbert.sources.jsonl import IdRegister, jsonl_records
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+import sys
+
+from edgecolbert.cli.main import main
+
+sys.exit(main())
