@@ -16,7 +16,7 @@ class TorchBackend:
     """The backbone and projection as torch modules; normalisation and masking run on the device too."""
 
     name = "torch"
-    quantize = None
+    quantize: str | None = None
     # Nothing beyond float rounding separates it from the compiled variant, which shares its fingerprint.
     fingerprint_parts: tuple[str, ...] = ()
 

@@ -2,10 +2,10 @@
 
 The graph maps ``input_ids`` and ``attention_mask`` to the projected, not yet normalised token
 vectors; :class:`OnnxBackend` masks and normalises them in numpy, while tokenization, length-sorted
-batching and pooling stay in :mod:`edgecolbert.encoding.encoder`, shared with the torch backend. Exports (and their int8 quantizations)
-live in a cache folder keyed by what the vectors depend on, never inside the user's model folder,
-and are written under a temporary name and renamed, so an interrupted export leaves nothing behind
-that a later load could mistake for a finished one.
+batching and pooling stay in :mod:`edgecolbert.encoding.encoder`, shared with the torch backend.
+Exports (and their int8 quantizations) live in a cache folder keyed by what the vectors depend on,
+never inside the user's model folder, and are written under a temporary name and renamed, so an
+interrupted export leaves nothing behind that a later load could mistake for a finished one.
 """
 
 from __future__ import annotations
