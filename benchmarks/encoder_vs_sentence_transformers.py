@@ -85,7 +85,7 @@ def backbone_only(model: ColBERT, docs: list[str], batch_size: int) -> Callable[
         with torch.inference_mode():
             for input_ids, attention_mask in batches:
                 start = time.perf_counter()
-                model.backbone(input_ids=input_ids, attention_mask=attention_mask)
+                model.engine.backbone(input_ids=input_ids, attention_mask=attention_mask)
                 seconds += time.perf_counter() - start
         return seconds
 

@@ -44,7 +44,7 @@ from benchkit import BENCH_ROOT, SCIFACT, SHARED, ForeignCpu, HostSpeed, cached_
 
 import edgecolbert
 from edgecolbert import ColBERT, MultiVectors
-from edgecolbert.encoding.backends.onnx import OnnxProjector
+from edgecolbert.encoding.backends.onnx import OnnxBackend
 
 TARGETS = {
     "a": "torch encoder >= 1.15x sentence-transformers MultiVectorEncoder docs/s (17m, compile=True)",
@@ -144,10 +144,11 @@ def spinning_models(models: dict[str, ColBERT]) -> dict[str, ColBERT]:
     """The ONNX contenders again with spinning worker threads (ONNX Runtime's default), for an A/B."""
     spinning = {}
     for label, model in models.items():
-        if model.onnx is None:
+        engine = model.engine
+        if not isinstance(engine, OnnxBackend):
             continue
         twin = copy.copy(model)
-        twin.onnx = OnnxProjector(model.onnx.path, threads=model.onnx.threads, spinning=True)
+        twin.engine = OnnxBackend(engine.path, quantize=engine.quantize, threads=engine.threads, spinning=True)
         spinning[f"{label}+spin"] = twin
     return spinning
 

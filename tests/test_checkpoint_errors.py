@@ -469,7 +469,7 @@ def test_document_length_above_position_limit(request, fixture, too_long):
 def test_bfloat16_vectors_match_float32(edge_dir, edge_model):
     bf16 = ColBERT.from_pretrained(edge_dir, device="cpu", dtype="bfloat16")
     assert bf16.dtype == torch.bfloat16
-    assert next(bf16.backbone.parameters()).dtype == torch.bfloat16
+    assert next(bf16.engine.backbone.parameters()).dtype == torch.bfloat16
     full = edge_model.encode_documents(DOCUMENTS)
     half = bf16.encode_documents(DOCUMENTS)
     assert half.data.dtype == np.float32

@@ -15,6 +15,7 @@ from checkpoints import build_edge_checkpoint, build_stanford_checkpoint, requir
 from edgecolbert import ColBERT, InvalidInputError, MultiVectors
 from edgecolbert.cli import main
 from edgecolbert.encoding.backends import compiled
+from edgecolbert.encoding.backends.compiled import CompiledTorchBackend
 from edgecolbert.errors import InvalidTypeError, MissingDependencyError
 from edgecolbert.serving import app as server
 from edgecolbert.serving.app import ServiceSettings
@@ -56,7 +57,7 @@ def _assert_same_vectors(got: MultiVectors, expected: MultiVectors) -> None:
 def _assert_matches_eager(folder: Path) -> ColBERT:
     eager = ColBERT.from_pretrained(folder, device="cpu")
     compiled = ColBERT.from_pretrained(folder, device="cpu", compile=True)
-    assert compiled.compiled is not None and "compile=True" in repr(compiled)
+    assert isinstance(compiled.engine, CompiledTorchBackend) and "compile=True" in repr(compiled)
     # Batches of 4 and then 2 documents run compiled; the batch of 1 and the single query run eager.
     _assert_same_vectors(
         compiled.encode_documents(DOCUMENTS, batch_size=4), eager.encode_documents(DOCUMENTS, batch_size=4)
@@ -68,7 +69,7 @@ def _assert_matches_eager(folder: Path) -> ColBERT:
     )
     _assert_same_vectors(compiled.encode_queries(QUERIES), eager.encode_queries(QUERIES))
     np.testing.assert_allclose(compiled.encode_query(QUERIES[0]), eager.encode_query(QUERIES[0]), atol=1e-5)
-    assert compiled.compiled.active, "the graph compiled and stayed in use"
+    assert compiled.engine.active, "the graph compiled and stayed in use"
     # Other batch sizes and lengths reuse the graphs built for the first ones, and single texts run
     # eager, so nothing was compiled a second time.
     assert counters["stats"]["unique_graphs"] == graphs
@@ -117,7 +118,7 @@ def test_broken_toolchain_falls_back_to_eager(
     with caplog.at_level(logging.WARNING, logger="edgecolbert.encoding.backends.compiled"):
         got = compiled.encode_documents(DOCUMENTS, batch_size=4)
         again = compiled.encode_documents(DOCUMENTS, batch_size=4)
-    assert compiled.compiled is not None and not compiled.compiled.active
+    assert isinstance(compiled.engine, CompiledTorchBackend) and not compiled.engine.active
     warnings = [record for record in caplog.records if "could not compile" in record.getMessage()]
     assert len(warnings) == 1, "the failure is logged once, not per batch"
     expected = eager.encode_documents(DOCUMENTS, batch_size=4)

@@ -10,6 +10,7 @@ import torch
 
 from checkpoints import build_stanford_checkpoint, requires_minilm
 from edgecolbert import ColBERT
+from edgecolbert.encoding.backends.compiled import CompiledTorchBackend
 from edgecolbert.scoring.maxsim import maxsim
 from training_fixtures import synonym_collection, write_pairs
 
@@ -49,7 +50,9 @@ def test_compiled_on_cuda_encodes_as_eager(tiny: Path) -> None:
         expected = eager.encode_documents(TEXTS, batch_size=batch_size)
         np.testing.assert_array_equal(got.lengths, expected.lengths)
         np.testing.assert_allclose(got.data, expected.data, atol=1e-4)
-    assert compiled.compiled is not None and compiled.compiled.active, "the graph compiled and stayed in use"
+    assert isinstance(compiled.engine, CompiledTorchBackend) and compiled.engine.active, (
+        "the graph compiled and stayed in use"
+    )
 
 
 def test_training_on_cuda_saves_a_model_both_libraries_load_alike(tiny: Path, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from checkpoints import (
 )
 from edgecolbert import ColBERT, InvalidInputError
 from edgecolbert.encoding.backends import onnx as onnx_backend
+from edgecolbert.encoding.backends.base import Backend
+from edgecolbert.encoding.backends.eager import TorchBackend
 from edgecolbert.errors import MissingDependencyError
 
 pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (the 'onnx' extra)")
@@ -66,7 +68,7 @@ def stanford_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _assert_parity(folder: Path, cache: Path) -> None:
     torch_model = ColBERT.from_pretrained(folder, device="cpu")
     onnx_model = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache)
-    assert onnx_model.backend == "onnx" and onnx_model.backbone is None
+    assert onnx_model.backend == "onnx" and isinstance(onnx_model.engine, onnx_backend.OnnxBackend)
     expected, torch_docs = _scores(torch_model)
     got, onnx_docs = _scores(onnx_model)
     np.testing.assert_array_equal(onnx_docs.lengths, torch_docs.lengths)
@@ -110,9 +112,8 @@ def test_bert_int8_keeps_each_feed_forward_output_float(stanford_dir: Path, tmp_
     import onnx
 
     int8 = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path / "cache")
-    assert int8.onnx is not None
-    nodes = onnx.load(str(int8.onnx.path)).graph.node
-    layers = len(ColBERT.from_pretrained(stanford_dir, device="cpu").backbone.encoder.layer)
+    nodes = onnx.load(str(int8.engine.path)).graph.node
+    layers = len(ColBERT.from_pretrained(stanford_dir, device="cpu").engine.backbone.encoder.layer)
     float_outputs = [n.name for n in nodes if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul")]
     expected = [f"/backbone/encoder/layer.{index}/output/dense/MatMul" for index in range(layers)]
     assert [name for name in float_outputs if "attention" not in name] == expected
@@ -136,8 +137,8 @@ def test_second_load_reuses_the_export(stanford_dir: Path, tmp_path: Path, monke
     second = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=cache)
     fp32 = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
     assert {path: path.stat().st_mtime_ns for path in sorted(cache.rglob("*"))} == stamps
-    assert second.onnx is not None and second.onnx.path == first.onnx.path  # type: ignore[union-attr]
-    assert fp32.onnx is not None and fp32.onnx.path.name == "model.onnx"
+    assert second.engine.path == first.engine.path
+    assert fp32.engine.path.name == "model.onnx"
     np.testing.assert_array_equal(second.encode_query("late interaction"), first.encode_query("late interaction"))
 
 
@@ -152,9 +153,8 @@ def test_default_cache_follows_the_environment(
 ) -> None:
     monkeypatch.setenv(onnx_backend.CACHE_ENV_VAR, str(tmp_path / "home-cache"))
     model = ColBERT.from_pretrained(stanford_dir, backend="onnx")
-    assert model.onnx is not None
-    assert model.onnx.path.parent.parent == tmp_path / "home-cache" / "onnx"
-    assert model.onnx.path.parent.name == onnx_backend.export_key(model.spec)
+    assert model.engine.path.parent.parent == tmp_path / "home-cache" / "onnx"
+    assert model.engine.path.parent.name == onnx_backend.export_key(model.spec)
 
 
 def test_interrupted_export_leaves_no_cache_entry(
@@ -181,8 +181,7 @@ def test_damaged_cache_file_is_exported_again(
 ) -> None:
     cache = tmp_path / "cache"
     good = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
-    assert good.onnx is not None
-    good.onnx.path.write_bytes(b"\x00garbage")
+    good.engine.path.write_bytes(b"\x00garbage")
     with caplog.at_level(logging.WARNING, logger="edgecolbert.encoding.backends.onnx"):
         again = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=cache)
     assert "unreadable ONNX file" in caplog.text
@@ -196,18 +195,18 @@ def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> 
         model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
     finally:
         torch.set_num_threads(previous)
-    assert model.onnx is not None and model.onnx.threads == 1
-    options = model.onnx.session.get_session_options()
+    assert model.engine.threads == 1
+    options = model.engine.session.get_session_options()
     assert options.intra_op_num_threads == 1
     # Workers block between runs rather than spin, leaving the cores to tokenization and to other work.
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    spinning = onnx_backend.OnnxProjector(model.onnx.path, threads=1, spinning=True)
+    spinning = onnx_backend.OnnxBackend(model.engine.path, threads=1, spinning=True)
     assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
     # A single short text (a query) runs on a spinning session for latency; batches stay on the blocking one.
-    latency = model.onnx.latency_session.get_session_options()
+    latency = model.engine.latency_session.get_session_options()
     assert latency.get_session_config_entry("session.intra_op.allow_spinning") == "1"
     assert latency.intra_op_num_threads == 1
-    blocking_only = onnx_backend.OnnxProjector(model.onnx.path, threads=1, latency_spinning=False)
+    blocking_only = onnx_backend.OnnxBackend(model.engine.path, threads=1, latency_spinning=False)
     assert blocking_only.latency_session is blocking_only.session
 
 
@@ -220,8 +219,8 @@ def test_queries_and_batches_give_the_same_vectors_on_either_session(stanford_di
         np.testing.assert_allclose(single, row, atol=1e-6)
     calls: list[str] = []
     for name in ("session", "latency_session"):
-        session = getattr(model.onnx, name)
-        setattr(model.onnx, name, _Recording(session, name, calls))
+        session = getattr(model.engine, name)
+        setattr(model.engine, name, _Recording(session, name, calls))
     model.encode_query("one query")
     model.encode_queries(texts)
     assert calls == ["latency_session", "session"]
@@ -244,6 +243,18 @@ def test_fingerprints_tell_backends_apart(stanford_dir: Path, tmp_path: Path) ->
     assert torch_model.fingerprint == again.fingerprint
     assert len({torch_model.fingerprint, fp32.fingerprint, int8.fingerprint}) == 3
     assert "backend='onnx'" in repr(int8) and "int8" in repr(int8)
+
+
+def test_each_backend_is_one_engine_behind_the_encoder(stanford_dir: Path, tmp_path: Path) -> None:
+    torch_model = ColBERT.from_pretrained(stanford_dir, device="cpu")
+    fp32 = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    int8 = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path)
+    for model, name, quantize in ((torch_model, "torch", None), (fp32, "onnx", None), (int8, "onnx", "int8")):
+        assert isinstance(model.engine, Backend)
+        assert (model.backend, model.quantize) == (model.engine.name, model.engine.quantize) == (name, quantize)
+    assert isinstance(torch_model.engine, TorchBackend) and isinstance(int8.engine, onnx_backend.OnnxBackend)
+    # A pooled copy shares the engine, so weights and sessions are not loaded twice.
+    assert int8.with_pool_factor(2).engine is int8.engine
 
 
 @pytest.mark.parametrize(

@@ -154,8 +154,8 @@ def test_other_backbones_keep_the_plain_trace(tmp_path: Path) -> None:
     from edgecolbert import ColBERT
 
     model = ColBERT.from_pretrained(build_stanford_checkpoint(tmp_path / "stanford"), device="cpu")
-    assert not onnx_modernbert.supports(model.backbone)
-    module = onnx_backend.export_module(model.backbone, model.projection)
+    assert not onnx_modernbert.supports(model.engine.backbone)
+    module = onnx_backend.export_module(model.engine.backbone, model.engine.projection)
     assert isinstance(module, onnx_backend.ProjectedBackbone)
 
 

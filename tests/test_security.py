@@ -186,7 +186,7 @@ def test_remote_code_in_a_checkpoint_does_not_run_by_default(layouts: dict[str, 
     except CheckpointError as exc:
         assert "remote" in str(exc)  # a refusal names the checkpoint
     else:
-        assert type(model.backbone).__name__ != "EvilModel"
+        assert type(model.engine.backbone).__name__ != "EvilModel"
     assert not marker.exists(), "code shipped with the checkpoint ran without trust_remote_code=True"
     # The same folder does run its code once the caller opts in, so the check above can fail.
     try:

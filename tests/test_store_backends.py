@@ -55,7 +55,7 @@ def _assert_same_hits(got: list[list[tuple[str, float]]], expected: list[list[tu
 def test_every_backend_of_a_checkpoint_has_its_identity(
     model: ColBERT, onnx_model: ColBERT, int8_model: ColBERT, other_model: ColBERT
 ) -> None:
-    assert onnx_model.backbone is None and int8_model.quantize == "int8"
+    assert onnx_model.backend == "onnx" and int8_model.quantize == "int8"
     assert model_identity(onnx_model) == model_identity(model) == model_identity(int8_model)
     assert model_identity(model.with_pool_factor(2)) == model_identity(model)
     assert model_identity(other_model) != model_identity(model)

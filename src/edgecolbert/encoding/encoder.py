@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from edgecolbert.encoding.backends.compiled import CompiledBackbone, check_compile
-from edgecolbert.encoding.backends.onnx import OnnxProjector, check_backend, load_projector
+from edgecolbert.encoding.backends.base import Backend
+from edgecolbert.encoding.backends.compiled import CompiledTorchBackend, check_compile
+from edgecolbert.encoding.backends.eager import TorchBackend
+from edgecolbert.encoding.backends.onnx import check_backend, load_backend
 from edgecolbert.encoding.checkpoint import (
     CheckpointSpec,
     check_backbone_config,
@@ -79,46 +80,46 @@ class ColBERT:
     """A late-interaction encoder: one L2-normalised vector per kept token.
 
     Build it with :meth:`from_pretrained`. Encoding is thread-safe: one instance can serve
-    several threads at once. ``backbone`` is None on the ONNX backend, where ``onnx`` runs the
-    backbone and projection instead.
+    several threads at once. ``engine`` runs the backbone and projection: a
+    :class:`~edgecolbert.encoding.backends.eager.TorchBackend` (``engine.backbone`` and
+    ``engine.projection`` are its torch modules), its compiled variant, or an
+    :class:`~edgecolbert.encoding.backends.onnx.OnnxBackend`; ``backend`` is its name.
     """
 
     def __init__(
         self,
         spec: CheckpointSpec,
-        backbone: nn.Module | None,
-        projection: nn.Module,
+        engine: Backend,
         tokenizer: ColbertTokenizer,
         *,
         name: str,
         device: torch.device,
         dtype: torch.dtype,
-        onnx: OnnxProjector | None = None,
-        quantize: str | None = None,
         pool_factor: int = 1,
-        compiled: CompiledBackbone | None = None,
     ) -> None:
-        if backbone is None and onnx is None:
-            raise InvalidInputError("ColBERT needs a torch backbone or an ONNX projector.")
         self.spec = spec
-        self.backbone = backbone
-        self.projection = projection
+        self.engine = engine
         self.tokenizer = tokenizer
         self.name = name
         self.device = device
         self.dtype = dtype
-        self.onnx = onnx
-        self.backend = "torch" if onnx is None else "onnx"
-        self.quantize = quantize
         self.pool_factor = check_pool_factor(pool_factor)
-        self.compiled = compiled
         self.dim = int(spec.dense[-1].out_features)
         self.fingerprint = self._compute_fingerprint()
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"onnx"``, as passed to :meth:`from_pretrained`."""
+        return self.engine.name
+
+    @property
+    def quantize(self) -> str | None:
+        return self.engine.quantize
 
     def _compute_fingerprint(self) -> str:
         # Only what changes the vectors is added, so the torch backend keeps its fingerprint
         # (compiling reorders float arithmetic and nothing else).
-        variant = [] if self.onnx is None else [f"onnx:{self.quantize or 'fp32'}"]
+        variant = list(self.engine.fingerprint_parts)
         if self.pool_factor > 1:
             variant.append(f"pool:{self.pool_factor}")
         return _fingerprint(self.spec, self.tokenizer, self.dtype, variant)
@@ -201,31 +202,19 @@ class ColBERT:
                 f"{spec.backbone_dir} produces {hidden}."
             )
         projection = build_projection(spec.dense).to(device=torch_device, dtype=torch_dtype).eval()
-        onnx = None
-        compiled = None
+        engine: Backend
         if backbone is not None:
             backbone = backbone.to(torch_device).eval()
-            compiled = CompiledBackbone(backbone) if compile else None
+            torch_backend = CompiledTorchBackend if compile else TorchBackend
+            engine = torch_backend(backbone, projection, device=torch_device, dtype=torch_dtype)
         else:
-            onnx = load_projector(
+            engine = load_backend(
                 spec, quantize, lambda: (load_backbone().eval(), projection), cache_dir=onnx_cache_dir
             )
         logger.info(
             "Loaded %s (%s layout) on %s as %s, %s backend", name, spec.layout, torch_device, torch_dtype, backend
         )
-        return cls(
-            spec,
-            backbone,
-            projection,
-            tokenizer,
-            name=name,
-            device=torch_device,
-            dtype=torch_dtype,
-            onnx=onnx,
-            quantize=quantize,
-            pool_factor=pool_factor,
-            compiled=compiled,
-        )
+        return cls(spec, engine, tokenizer, name=name, device=torch_device, dtype=torch_dtype, pool_factor=pool_factor)
 
     def with_pool_factor(self, pool_factor: int) -> ColBERT:
         """This encoder pooling documents by ``pool_factor`` by default; weights and sessions are shared, not copied.
@@ -336,34 +325,13 @@ class ColBERT:
 
     def _forward(self, batch: TokenizedBatch) -> tuple[np.ndarray, np.ndarray]:
         """Kept, normalised vectors of a batch packed row by row, and how many each row kept."""
-        kept = self._kept_onnx(batch) if self.onnx is not None else self._kept_torch(batch)
-        return kept, batch.keep_mask.sum(axis=1)
-
-    def _kept_onnx(self, batch: TokenizedBatch) -> np.ndarray:
-        assert self.onnx is not None
-        # In numpy: the handful of torch calls this would take were a tenth of a query's latency
-        # on the ONNX path (2 cores).
-        kept = self.onnx(batch.input_ids, batch.attention_mask)[batch.keep_mask]
-        return kept / np.maximum(np.linalg.norm(kept, axis=-1, keepdims=True), 1e-12)
-
-    def _kept_torch(self, batch: TokenizedBatch) -> np.ndarray:
-        assert self.backbone is not None
-        keep = torch.from_numpy(batch.keep_mask).to(self.device)
-        input_ids = torch.from_numpy(batch.input_ids).to(self.device)
-        attention_mask = torch.from_numpy(batch.attention_mask).to(self.device)
-        backbone = self.backbone if self.compiled is None else self.compiled
-        with torch.inference_mode():
-            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            vectors = self.projection(hidden.to(self.dtype))
-            vectors = F.normalize(vectors.float(), p=2, dim=-1, eps=1e-12)
-            return vectors[keep].cpu().numpy()
+        return self.engine.forward(batch), batch.keep_mask.sum(axis=1)
 
     def __repr__(self) -> str:
-        extra = "" if self.onnx is None else f", backend='onnx', quantize={self.quantize!r}"
+        described = self.engine.describe()
+        extra = f", {described}" if described else ""
         if self.pool_factor > 1:
             extra += f", pool_factor={self.pool_factor}"
-        if self.compiled is not None:
-            extra += ", compile=True"
         return (
             f"ColBERT(name={self.name!r}, layout={self.spec.layout!r}, dim={self.dim}, "
             f"device={str(self.device)!r}{extra})"

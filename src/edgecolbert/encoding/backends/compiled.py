@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgecolbert.encoding.backends.eager import TorchBackend
 from edgecolbert.errors import InvalidInputError, InvalidTypeError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -61,15 +62,15 @@ def find_cpp_compiler() -> str | None:
     return None
 
 
-class CompiledBackbone:
-    """Calls the compiled backbone for batches of two or more texts and the eager one otherwise.
+class CompiledTorchBackend(TorchBackend):
+    """The torch backend with the backbone compiled for batches of two or more texts, eager otherwise.
 
     Both share the same weights. If Inductor fails to build the graph (a broken toolchain, say),
     the failure is logged once and every later batch runs eager, so encoding still finishes.
     """
 
-    def __init__(self, backbone: nn.Module) -> None:
-        self.eager = backbone
+    def __init__(self, backbone: nn.Module, projection: nn.Module, *, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(backbone, projection, device=device, dtype=dtype)
         # Every dimension symbolic from the start: batch size and padded length change from batch to
         # batch, and recompiling for each new shape would cost more than compiling ever saves.
         self._compiled = torch.compile(backbone, dynamic=True)
@@ -81,9 +82,9 @@ class CompiledBackbone:
         """False once compilation failed and batches fell back to the eager backbone."""
         return not self._failed
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+    def run_backbone(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
         if self._failed or input_ids.shape[0] < MIN_COMPILED_BATCH:
-            return self.eager(input_ids=input_ids, attention_mask=attention_mask)
+            return super().run_backbone(input_ids, attention_mask)
         try:
             return self._compiled(input_ids=input_ids, attention_mask=attention_mask)
         except torch._dynamo.exc.BackendCompilerFailed as exc:
@@ -94,4 +95,7 @@ class CompiledBackbone:
                         "TorchInductor could not compile the backbone (%s); encoding continues eager.", reason
                     )
                 self._failed = True
-            return self.eager(input_ids=input_ids, attention_mask=attention_mask)
+            return super().run_backbone(input_ids, attention_mask)
+
+    def describe(self) -> str:
+        return "compile=True"
