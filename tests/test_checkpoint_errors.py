@@ -153,7 +153,7 @@ def test_nonexistent_relative_path(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["models/typo", "models\\typo"])
 def test_missing_folder_beside_an_existing_one_is_a_path_not_a_hub_id(tmp_path, monkeypatch, name):
-    from edgecolbert import checkpoint
+    from edgecolbert.encoding import checkpoint
 
     def no_network(repo_id, **kwargs):
         raise AssertionError(f"{repo_id!r} was sent to the hub")

@@ -112,7 +112,7 @@ def test_permission_refusals_are_named(
 def test_a_mistyped_model_folder_is_named_without_the_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edgecolbert import checkpoint
+    from edgecolbert.encoding import checkpoint
 
     monkeypatch.setattr(
         checkpoint, "_download_snapshot", lambda repo_id, **_: pytest.fail(f"{repo_id} went to the hub")

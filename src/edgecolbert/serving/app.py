@@ -1,7 +1,7 @@
 """The HTTP service: rerank candidates and search a store over HTTP.
 
 ``create_app`` builds the FastAPI application from a :class:`ServiceSettings` (which loads the model
-and opens the store) or from a ready :class:`~edgecolbert.rerank.Reranker` and store; ``edgecolbert
+and opens the store) or from a ready :class:`~edgecolbert.scoring.reranker.Reranker` and store; ``edgecolbert
 serve`` runs it with uvicorn. Model and store calls run in a dedicated, bounded thread pool so the
 event loop (and ``/health``) keeps answering while they work.
 """
