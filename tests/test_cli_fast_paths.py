@@ -113,7 +113,7 @@ def test_missing_onnxruntime_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert main(["rerank", "--model", str(model_dir), QUERY, "doc", "--backend", "onnx"]) == 2
-    assert "pip install 'edgecolbert[onnx]'" in _one_line_error(capsys)
+    assert 'pip install "edgecolbert[onnx]"' in _one_line_error(capsys)
 
 
 def _documents(folder: Path) -> Path:
