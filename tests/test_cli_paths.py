@@ -12,7 +12,7 @@ import pytest
 
 from edgecolbert.cli import main
 from edgecolbert.serving import app as server
-from edgecolbert.store.edge import DEFAULT_STORE_PATH
+from edgecolbert.store.defaults import DEFAULT_STORE_PATH
 
 
 def _error(capsys: pytest.CaptureFixture[str]) -> str:

@@ -11,7 +11,7 @@ import edgecolbert
 from checkpoints import MINILM_DIR, build_edge_checkpoint, build_minilm_checkpoint, requires_minilm, requires_shared
 from edgecolbert import InvalidInputError
 from edgecolbert.encoding.convert import from_sentence_transformer
-from edgecolbert.encoding.encoder import DEFAULT_MODEL, MODEL_ENV_VAR, default_model_name
+from edgecolbert.encoding.defaults import DEFAULT_MODEL, MODEL_ENV_VAR, default_model_name
 
 TEXTS = [f"document number {i} " + "with several words " * (i % 7) for i in range(23)]
 

@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecolbert.encoding.backends.onnx import BACKENDS, QUANTIZATIONS
-from edgecolbert.encoding.encoder import MODEL_ENV_VAR, default_model_name
+from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS
+from edgecolbert.encoding.defaults import MODEL_ENV_VAR, default_model_name
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
-from edgecolbert.sources.pipeline import DEFAULT_COLLECTION
-from edgecolbert.store.edge import DEFAULT_STORE_PATH
-from edgecolbert.store.qdrant import API_KEY_ENV_VAR, URL_ENV_VAR
+from edgecolbert.store.defaults import API_KEY_ENV_VAR, DEFAULT_COLLECTION, DEFAULT_STORE_PATH, URL_ENV_VAR
 from edgecolbert.training.cli import add_train_command
 
 _DEFAULT_MODEL_HELP = f"the store's own model if it exists, else ${MODEL_ENV_VAR}, else {default_model_name()}"

@@ -26,6 +26,7 @@ from edgecolbert.encoding.checkpoint import (
     read_checkpoint,
     resolve_checkpoint_dir,
 )
+from edgecolbert.encoding.defaults import default_model_name
 from edgecolbert.encoding.pooling import check_pool_factor, pool_documents
 from edgecolbert.encoding.projection import build_projection
 from edgecolbert.encoding.tokenization import ColbertTokenizer, Kind, TokenizedBatch, check_length
@@ -38,8 +39,6 @@ from edgecolbert.vectors import MultiVectors
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
-MODEL_ENV_VAR = "EDGECOLBERT_MODEL"
 
 _DTYPES = {
     "float32": torch.float32,
@@ -49,11 +48,6 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
-
-
-def default_model_name() -> str:
-    """The model a user gets without naming one: ``$EDGECOLBERT_MODEL``, else mxbai-edge-colbert-v0-17m."""
-    return os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -58,8 +58,8 @@ from edgecolbert.serving.schemas import (
 )
 from edgecolbert.sources.pipeline import DEFAULT_COLLECTION, open_store
 from edgecolbert.store.base import BaseStore
+from edgecolbert.store.defaults import URL_ENV_VAR
 from edgecolbert.store.documents import StoreDocument
-from edgecolbert.store.qdrant import URL_ENV_VAR
 
 logger = logging.getLogger(__name__)
 

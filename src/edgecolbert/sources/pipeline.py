@@ -13,10 +13,8 @@ from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import StoreError
 from edgecolbert.sources.paths import count_documents, read_documents
 from edgecolbert.store.base import AddReport, BaseStore
+from edgecolbert.store.defaults import DEFAULT_COLLECTION, URL_ENV_VAR
 from edgecolbert.store.edge import DEFAULT_STORE_PATH, SCHEMA_FILE, EdgeStore
-from edgecolbert.store.qdrant import URL_ENV_VAR
-
-DEFAULT_COLLECTION = "edgecolbert"
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """Document multivectors in Qdrant: one protocol, an embedded engine and a client-server one."""
 
+from typing import TYPE_CHECKING
+
+from edgecolbert._lazy import lazy_exports
 from edgecolbert.errors import (
     DocumentNotFoundError,
     ModelMismatchError,
@@ -9,10 +12,31 @@ from edgecolbert.errors import (
     StoreError,
     StoreLockedError,
 )
-from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
-from edgecolbert.store.documents import Hit, StoreDocument
-from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore
-from edgecolbert.store.schema import StoreSchema
+
+if TYPE_CHECKING:
+    from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
+    from edgecolbert.store.documents import Hit, StoreDocument
+    from edgecolbert.store.edge import EdgeStore
+    from edgecolbert.store.qdrant import QdrantStore
+    from edgecolbert.store.schema import StoreSchema
+
+from edgecolbert.store.defaults import DEFAULT_STORE_PATH
+
+# The engines import the model code (torch) and qdrant-client is optional: both load on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AddReport": "edgecolbert.store.base",
+        "BaseStore": "edgecolbert.store.base",
+        "DenseEmbedder": "edgecolbert.store.base",
+        "MultiVectorStore": "edgecolbert.store.base",
+        "Hit": "edgecolbert.store.documents",
+        "StoreDocument": "edgecolbert.store.documents",
+        "EdgeStore": "edgecolbert.store.edge",
+        "QdrantStore": "edgecolbert.store.qdrant",
+        "StoreSchema": "edgecolbert.store.schema",
+    },
+)
 
 __all__ = [
     "DEFAULT_STORE_PATH",
@@ -33,12 +57,3 @@ __all__ = [
     "StoreLockedError",
     "StoreSchema",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # qdrant-client is an optional dependency: import it only when QdrantStore is asked for.
-    if name == "QdrantStore":
-        from edgecolbert.store.qdrant import QdrantStore
-
-        return QdrantStore
-    raise AttributeError(name)

@@ -14,6 +14,7 @@ from typing import Any
 from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import StoreDiskFullError, StoreError, StoreLockedError
 from edgecolbert.store.base import BaseStore, DenseEmbedder
+from edgecolbert.store.defaults import DEFAULT_STORE_PATH
 from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, resolve_store_model
@@ -21,7 +22,6 @@ from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, Stor
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STORE_PATH = "./edgecolbert_data"
 SCHEMA_FILE = "edgecolbert.json"
 SHARD_DIR = "shard"
 # The document count at the last clean close; an open that finds fewer has lost segment files.

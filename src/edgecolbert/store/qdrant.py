@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError, StoreError, require
 from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, payload_document
+from edgecolbert.store.defaults import API_KEY_ENV_VAR, URL_ENV_VAR
 from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 METADATA_FIELD = "edgecolbert"
-URL_ENV_VAR = "QDRANT_URL"
-API_KEY_ENV_VAR = "QDRANT_API_KEY"
 Layout = Literal["langchain", "llama-index"]
 T = TypeVar("T")
 

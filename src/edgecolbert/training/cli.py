@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edgecolbert.encoding.encoder import MODEL_ENV_VAR, default_model_name
+from edgecolbert.encoding.defaults import MODEL_ENV_VAR, default_model_name
 from edgecolbert.errors import InvalidInputError
 
 

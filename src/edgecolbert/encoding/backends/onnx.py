@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecolbert.encoding.backends import onnx_modernbert
+from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS, onnx_modernbert
 from edgecolbert.encoding.checkpoint import CheckpointSpec
 from edgecolbert.encoding.tokenization import TokenizedBatch
 from edgecolbert.errors import InvalidInputError, OnnxExportError, require
@@ -32,8 +32,6 @@ from edgecolbert.errors import InvalidInputError, OnnxExportError, require
 logger = logging.getLogger(__name__)
 
 Quantize = Literal["int8"]
-BACKENDS: tuple[str, ...] = ("torch", "onnx")
-QUANTIZATIONS: tuple[str, ...] = ("int8",)
 
 CACHE_ENV_VAR = "EDGECOLBERT_CACHE"
 # Raised whenever the exported graph would change for the same weights, so old exports are not reused.
