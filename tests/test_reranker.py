@@ -62,7 +62,7 @@ def _reranker(model: edgecolbert.ColBERT, **kwargs) -> tuple[Reranker, CountingM
 def test_relevant_document_ranks_first(model: edgecolbert.ColBERT) -> None:
     results = Reranker(model).rerank("What is the capital of France?", CANDIDATES)
     assert results[0].index == 1
-    assert results[0].document == CANDIDATES[1]
+    assert results[0].text == results[0].document == CANDIDATES[1]
     assert sorted(r.index for r in results) == list(range(len(CANDIDATES)))
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)

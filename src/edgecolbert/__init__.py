@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from edgecolbert.documents import DEFAULT_TOP_K, RerankResult, RerankResults, Result, StoreDocument
 from edgecolbert.encoding.encoder import DEFAULT_MODEL, ColBERT
 from edgecolbert.errors import (
     CheckpointError,
@@ -31,7 +32,7 @@ from edgecolbert.errors import (
 )
 from edgecolbert.scoring.cache import EmbeddingCache, content_hash
 from edgecolbert.scoring.maxsim import maxsim, topk
-from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
+from edgecolbert.scoring.reranker import Reranker
 from edgecolbert.vectors import MultiVectors
 
 try:
@@ -41,6 +42,7 @@ except PackageNotFoundError:  # a source tree on sys.path that pip never install
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_TOP_K",
     "CheckpointError",
     "CheckpointNotFoundError",
     "ColBERT",
@@ -63,9 +65,11 @@ __all__ = [
     "RerankResult",
     "RerankResults",
     "Reranker",
+    "Result",
     "ServiceError",
     "SourceError",
     "StoreDiskFullError",
+    "StoreDocument",
     "StoreError",
     "StoreLockedError",
     "TrainingDataError",

@@ -9,29 +9,44 @@ from edgecolbert.errors import (
     StoreError,
     StoreLockedError,
 )
-from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
-from edgecolbert.store.documents import Hit, StoreDocument
+from edgecolbert.store.base import (
+    FIRST_STAGES,
+    AddReport,
+    BaseStore,
+    DenseEmbedder,
+    FirstStageName,
+    MultiVectorStore,
+    check_first_stage,
+)
+from edgecolbert.store.documents import Hit, Result, StoreDocument
 from edgecolbert.store.edge import DEFAULT_STORE_PATH, EdgeStore
+from edgecolbert.store.filters import MetadataFilter, parse_filter
 from edgecolbert.store.schema import StoreSchema
 
 __all__ = [
     "DEFAULT_STORE_PATH",
+    "FIRST_STAGES",
     "AddReport",
     "BaseStore",
     "DenseEmbedder",
     "DocumentNotFoundError",
     "EdgeStore",
+    "FirstStageName",
     "Hit",
+    "MetadataFilter",
     "ModelMismatchError",
     "MultiVectorStore",
     "QdrantRequestError",
     "QdrantStore",
     "QdrantUnavailableError",
+    "Result",
     "StoreDiskFullError",
     "StoreDocument",
     "StoreError",
     "StoreLockedError",
     "StoreSchema",
+    "check_first_stage",
+    "parse_filter",
 ]
 
 
