@@ -14,6 +14,36 @@ import warnings
 from types import ModuleType
 from typing import Any
 
+__all__ = [
+    "MISSING",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "CorruptCheckpointError",
+    "DatasetError",
+    "DocumentNotFoundError",
+    "EdgeColbertError",
+    "EmptyQueryError",
+    "InvalidDocumentError",
+    "InvalidInputError",
+    "InvalidTypeError",
+    "MissingCheckpointFileError",
+    "MissingDependencyError",
+    "ModelMismatchError",
+    "OnnxExportError",
+    "QdrantRequestError",
+    "QdrantUnavailableError",
+    "ServiceError",
+    "SourceError",
+    "StoreDiskFullError",
+    "StoreError",
+    "StoreLockedError",
+    "TrainingDataError",
+    "TrainingError",
+    "UnsupportedCheckpointError",
+    "renamed_keyword",
+    "require",
+]
+
 
 class EdgeColbertError(Exception):
     """Base class of every error raised by edgecolbert."""
