@@ -103,6 +103,28 @@ def test_non_string_candidate_names_its_position(model: edgecolbert.ColBERT) -> 
     assert isinstance(caught.value, TypeError)
 
 
+def test_documents_with_ids_and_metadata_pass_them_to_their_results(model: edgecolbert.ColBERT) -> None:
+    documents = [
+        CANDIDATES[0],
+        {"text": CANDIDATES[1], "id": 7, "metadata": {"lang": "en"}},
+        edgecolbert.StoreDocument(text=CANDIDATES[2], id="tower", metadata={"kind": "landmark"}),
+    ]
+    results = Reranker(model).rerank("capital of France", documents)
+    plain = Reranker(model).rerank("capital of France", CANDIDATES[:3])
+    assert [(r.index, r.score) for r in results] == [(r.index, r.score) for r in plain]
+    by_index = {r.index: r for r in results}
+    assert (by_index[0].id, by_index[0].metadata, by_index[0].text) == (None, {}, CANDIDATES[0])
+    assert (by_index[1].id, by_index[1].metadata) == ("7", {"lang": "en"})
+    assert (by_index[2].id, by_index[2].metadata) == ("tower", {"kind": "landmark"})
+    assert (results.stored, results.encoded) == (0, 3)
+    with pytest.raises(InvalidInputError, match="needs a 'text' key"):
+        Reranker(model).rerank("query", [{"id": 1}])
+    with pytest.raises(InvalidDocumentError, match="position 1 is int"):
+        Reranker(model).rerank("query", ["a", 1])  # type: ignore[list-item]
+    with pytest.raises(InvalidDocumentError, match="wrap it in a list"):
+        Reranker(model).rerank("query", documents[2])  # type: ignore[arg-type]
+
+
 def test_other_bad_arguments(model: edgecolbert.ColBERT) -> None:
     reranker = Reranker(model)
     with pytest.raises(TypeError):

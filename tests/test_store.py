@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from checkpoints import requires_minilm
-from edgecolbert import ColBERT, InvalidInputError, InvalidTypeError, maxsim
+from edgecolbert import ColBERT, InvalidInputError, InvalidTypeError, Reranker, maxsim
 from edgecolbert.store import (
     DocumentNotFoundError,
     EdgeStore,
@@ -437,3 +437,78 @@ def test_edge_store_with_int8_quantization_ranks_like_float32(tmp_path: Path, mo
         assert hit.score == pytest.approx(exact_scores[hit.id], rel=1e-2)
     exact.close()
     quantized.close()
+
+
+# ---- one result type, one result count, a rerank mixing stored and new documents ------------------
+
+
+def test_hits_carry_the_normalized_maxsim_where_the_score_is_one(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    store = _filled(engine, tmp_path, model, datatype="float32")
+    n_query = len(model.encode_query("violins"))
+    for hit in [*store.search("violins", top_k=5), *store.rerank("violins", ["doc-1", "doc-2"])]:
+        assert hit.normalized_score == pytest.approx(hit.score / n_query) and hit.index is None
+        assert hit.to_dict()["normalized_score"] == hit.normalized_score
+    assert all(hit.normalized_score is None for hit in store.search_first_stage("violins", top_k=5))
+    assert store.get(["doc-1"])[0].normalized_score is None
+    store.close()
+
+
+def test_k_is_the_deprecated_name_of_top_k(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    store = _filled(engine, tmp_path, model)
+    ids = corpus()[1][:6]
+    calls = [
+        (store.search, store.asearch, ("violins",), 3),
+        (store.search_first_stage, store.asearch_first_stage, ("violins",), 4),
+        (store.rerank, store.arerank, ("violins", ids), 2),
+    ]
+    for method, twin, args, count in calls:
+        expected = method(*args, top_k=count)
+        assert len(expected) == count
+        with pytest.warns(DeprecationWarning, match=r"k= is deprecated .* use top_k= instead"):
+            assert method(*args, k=count) == expected
+        with pytest.warns(DeprecationWarning, match="k= is deprecated"):
+            assert asyncio.run(twin(*args, k=count)) == expected
+        with pytest.raises(InvalidInputError, match="k= is the former name of top_k=: give top_k= only"):
+            method(*args, top_k=count + 1, k=count)
+    store.close()
+
+
+def test_rerank_with_a_store_scores_stored_documents_from_their_vectors(
+    engine: str, tmp_path: Path, model: ColBERT
+) -> None:
+    store = _filled(engine, tmp_path, model, datatype="float32")
+    texts, ids, _ = corpus()
+    reranker = Reranker(model)
+    counting = CountingModel(model)
+    reranker.model = counting  # type: ignore[assignment]
+    documents = [
+        StoreDocument(text=texts[0], id=ids[0], metadata={"doc_id": "the user's own id"}),  # stored
+        {"text": texts[1], "id": ids[1]},  # stored, given as a mapping
+        StoreDocument(text="an edited note about violins", id=ids[2]),  # a stored id with other text
+        "a new note about violins and comets",  # no id
+        StoreDocument(text=texts[3], id="never-stored"),  # an id the store does not hold
+    ]
+
+    results = reranker.rerank("violins", documents, store=store)
+
+    assert (results.stored, results.encoded) == (2, 3)
+    assert sorted(counting.encoded) == sorted(["an edited note about violins", documents[3], texts[3]])
+    # The store and the reranker share the model: the merged ranking is the one of encoding everything.
+    plain = [StoreDocument(text=texts[0]), texts[1], "an edited note about violins", documents[3], texts[3]]
+    everything = Reranker(model).rerank("violins", plain)
+    assert (everything.stored, everything.encoded) == (0, 5)
+    assert [r.index for r in results] == [r.index for r in everything]
+    np.testing.assert_allclose([r.score for r in results], [r.score for r in everything], rtol=1e-5)
+    np.testing.assert_allclose(
+        [r.normalized_score for r in results], [r.normalized_score for r in everything], rtol=1e-5
+    )
+    by_index = {r.index: r for r in results}
+    assert (by_index[0].id, by_index[0].metadata) == (ids[0], {"doc_id": "the user's own id"})
+    assert (by_index[1].id, by_index[3].id, by_index[4].id) == (ids[1], None, "never-stored")
+    assert [r.index for r in reranker.rerank("violins", documents, 2, store=store)] == [r.index for r in results][:2]
+    store.close()
+
+
+def test_rerank_with_a_store_of_another_model_is_refused(tmp_path: Path, model: ColBERT, other_model: ColBERT) -> None:
+    with open_store("edge", tmp_path, model) as store, pytest.raises(ModelMismatchError, match="encodes differently"):
+        Reranker(other_model).rerank("violins", ["a note"], store=store)
