@@ -47,22 +47,27 @@ __getattr__, __dir__ = lazy_exports(
         "maxsim": "edgecolbert.scoring.maxsim",
         "topk": "edgecolbert.scoring.maxsim",
         "Reranker": "edgecolbert.scoring.reranker",
-        "RerankResult": "edgecolbert.scoring.reranker",
-        "RerankResults": "edgecolbert.scoring.reranker",
+        "DEFAULT_TOP_K": "edgecolbert.documents",
+        "RerankResult": "edgecolbert.documents",
+        "RerankResults": "edgecolbert.documents",
+        "Result": "edgecolbert.documents",
+        "StoreDocument": "edgecolbert.documents",
         "MultiVectors": "edgecolbert.vectors",
     },
 )
 
 if TYPE_CHECKING:
+    from edgecolbert.documents import DEFAULT_TOP_K, RerankResult, RerankResults, Result, StoreDocument
     from edgecolbert.encoding.defaults import DEFAULT_MODEL
     from edgecolbert.encoding.encoder import ColBERT
     from edgecolbert.scoring.cache import EmbeddingCache, content_hash
     from edgecolbert.scoring.maxsim import maxsim, topk
-    from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
+    from edgecolbert.scoring.reranker import Reranker
     from edgecolbert.vectors import MultiVectors
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_TOP_K",
     "CheckpointError",
     "CheckpointNotFoundError",
     "ColBERT",
@@ -85,9 +90,11 @@ __all__ = [
     "RerankResult",
     "RerankResults",
     "Reranker",
+    "Result",
     "ServiceError",
     "SourceError",
     "StoreDiskFullError",
+    "StoreDocument",
     "StoreError",
     "StoreLockedError",
     "TrainingDataError",

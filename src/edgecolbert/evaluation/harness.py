@@ -22,6 +22,7 @@ from edgecolbert.sources.beir import iter_corpus
 from edgecolbert.store.base import check_positive
 from edgecolbert.store.documents import StoreDocument
 from edgecolbert.store.edge import EdgeStore
+from edgecolbert.store.stages import EVAL_FIRST_STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ FirstStageMethod = Literal["bm25"]
 # The store's own BM25 (Qdrant Edge's, stemmed, IDF from the stored corpus) rather than a separate BM25 library:
 # the candidates are then exactly what store.search() reranks. On SciFact's 300 test queries it scored NDCG@10
 # 0.683 against 0.662 for bm25s with English stopwords, so nothing is lost by it.
-FIRST_STAGES: tuple[str, ...] = ("bm25",)
+FIRST_STAGES = EVAL_FIRST_STAGES
 ENCODER_LOGGER = "edgecolbert.encoding.encoder"
 
 
@@ -160,7 +161,7 @@ def _rank(
     bar = tqdm(queries.items(), desc="ranking", unit="query", disable=not progress, dynamic_ncols=True)
     with _one_query_truncation_warning(len(queries), store.model.query_length):
         for query_id, text in bar:
-            candidates = [hit.id for hit in store.search_first_stage(text, k=top_k, first_stage=first_stage)]
+            candidates = [hit.id for hit in store.search_first_stage(text, top_k=top_k, first_stage=first_stage)]
             first[query_id] = candidates
             reranked[query_id] = [hit.id for hit in store.rerank(text, candidates)] if candidates else []
     return first, reranked

@@ -15,12 +15,14 @@ from edgecolbert.errors import (
 
 if TYPE_CHECKING:
     from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
-    from edgecolbert.store.documents import Hit, StoreDocument
+    from edgecolbert.store.documents import Hit, Result, StoreDocument
     from edgecolbert.store.edge import EdgeStore
+    from edgecolbert.store.filters import MetadataFilter, parse_filter
     from edgecolbert.store.qdrant import QdrantStore
     from edgecolbert.store.schema import StoreSchema
 
 from edgecolbert.store.defaults import DEFAULT_STORE_PATH
+from edgecolbert.store.stages import FIRST_STAGES, FirstStageName, check_first_stage
 
 # The engines import the model code (torch) and qdrant-client is optional: both load on first use.
 __getattr__, __dir__ = lazy_exports(
@@ -31,7 +33,10 @@ __getattr__, __dir__ = lazy_exports(
         "DenseEmbedder": "edgecolbert.store.base",
         "MultiVectorStore": "edgecolbert.store.base",
         "Hit": "edgecolbert.store.documents",
+        "Result": "edgecolbert.store.documents",
         "StoreDocument": "edgecolbert.store.documents",
+        "MetadataFilter": "edgecolbert.store.filters",
+        "parse_filter": "edgecolbert.store.filters",
         "EdgeStore": "edgecolbert.store.edge",
         "QdrantStore": "edgecolbert.store.qdrant",
         "StoreSchema": "edgecolbert.store.schema",
@@ -40,20 +45,26 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "DEFAULT_STORE_PATH",
+    "FIRST_STAGES",
     "AddReport",
     "BaseStore",
     "DenseEmbedder",
     "DocumentNotFoundError",
     "EdgeStore",
+    "FirstStageName",
     "Hit",
+    "MetadataFilter",
     "ModelMismatchError",
     "MultiVectorStore",
     "QdrantRequestError",
     "QdrantStore",
     "QdrantUnavailableError",
+    "Result",
     "StoreDiskFullError",
     "StoreDocument",
     "StoreError",
     "StoreLockedError",
     "StoreSchema",
+    "check_first_stage",
+    "parse_filter",
 ]
