@@ -1,7 +1,31 @@
-"""Token vectors to rankings: MaxSim kernels, top-k, the embedding cache and the reranker."""
+"""Token vectors to rankings: MaxSim kernels, top-k, the embedding cache, the reranker and score explanations."""
 
 from edgecolbert.scoring.cache import EmbeddingCache, content_hash
+from edgecolbert.scoring.explain import (
+    Explanation,
+    Highlight,
+    MatchedSpan,
+    TokenMatch,
+    explain,
+    highlights,
+    matched_spans,
+)
 from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
 
-__all__ = ["EmbeddingCache", "RerankResult", "RerankResults", "Reranker", "content_hash", "maxsim", "topk"]
+__all__ = [
+    "EmbeddingCache",
+    "Explanation",
+    "Highlight",
+    "MatchedSpan",
+    "RerankResult",
+    "RerankResults",
+    "Reranker",
+    "TokenMatch",
+    "content_hash",
+    "explain",
+    "highlights",
+    "matched_spans",
+    "maxsim",
+    "topk",
+]
