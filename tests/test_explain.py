@@ -383,6 +383,8 @@ def test_highlights_reject_another_text_and_bad_sizes(model: ColBERT) -> None:
     explanation = explain(model, "fox", "A fox.")
     with pytest.raises(InvalidInputError, match="same text given to explain"):
         highlights(explanation, "Another document.")
+    with pytest.raises(InvalidDocumentError, match="not str"):
+        highlights(explanation, b"A fox.")  # type: ignore[arg-type]
     for bad in ({"max_passages": 0}, {"fragment_chars": 0}, {"fragment_chars": 2.5}):
         with pytest.raises(InvalidInputError, match="positive integer"):
             highlights(explanation, "A fox.", **bad)

@@ -154,10 +154,11 @@ def highlights(
     """
     _check_positive("max_passages", max_passages)
     _check_positive("fragment_chars", fragment_chars)
-    if not isinstance(text, str) or len(text) != explanation.document_chars:
+    text = check_texts([text])[0]
+    if len(text) != explanation.document_chars:
         raise InvalidInputError(
             f"highlights needs the explained document's text ({explanation.document_chars} characters), "
-            f"got {len(text) if isinstance(text, str) else type(text).__name__}; pass the same text given to explain."
+            f"got {len(text)} characters; pass the same text given to explain."
         )
     words = _words(matched_spans(explanation), text, fragment_chars)
     passages: list[list[_Word]] = []
