@@ -1,18 +1,35 @@
-"""Token vectors to rankings: MaxSim kernels, top-k, MUVERA encodings, the embedding cache and the reranker."""
+"""Token vectors to rankings: MaxSim kernels, top-k, MUVERA encodings, the embedding cache, the reranker and
+score explanations."""
 
 from edgecolbert.scoring.cache import EmbeddingCache, content_hash
+from edgecolbert.scoring.explain import (
+    Explanation,
+    Highlight,
+    MatchedSpan,
+    TokenMatch,
+    explain,
+    highlights,
+    matched_spans,
+)
 from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.scoring.muvera import FdeParams, document_fde, query_fde
 from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
 
 __all__ = [
     "EmbeddingCache",
+    "Explanation",
     "FdeParams",
+    "Highlight",
+    "MatchedSpan",
     "RerankResult",
     "RerankResults",
     "Reranker",
+    "TokenMatch",
     "content_hash",
     "document_fde",
+    "explain",
+    "highlights",
+    "matched_spans",
     "maxsim",
     "query_fde",
     "topk",

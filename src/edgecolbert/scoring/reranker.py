@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from edgecolbert.errors import EmptyQueryError, InvalidInputError, InvalidTypeEr
 from edgecolbert.scoring.cache import EmbeddingCache, content_hash
 from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.vectors import MultiVectors
+
+if TYPE_CHECKING:
+    from edgecolbert.scoring.explain import Explanation
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,16 @@ class Reranker:
     async def arerank(self, query: str, documents: Sequence[str], top_k: int | None = None) -> RerankResults:
         """:meth:`rerank` in a worker thread, so the event loop keeps serving while the model runs."""
         return await asyncio.to_thread(self.rerank, query, documents, top_k)
+
+    def explain(self, query: str, document: str) -> Explanation:
+        """Why ``document`` scored what it did: see :func:`edgecolbert.scoring.explain.explain`.
+
+        Encodes the document afresh (unpooled, with its token spans); the cache holds no spans.
+        """
+        # Imported here: the explain module builds on this one's query check.
+        from edgecolbert.scoring.explain import explain
+
+        return explain(self.model, query, document)
 
     def document_vectors(self, documents: Sequence[str]) -> MultiVectors:
         """Vectors of each document in order, encoding only those not cached (each distinct text once)."""
