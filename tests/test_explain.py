@@ -406,3 +406,50 @@ def test_encoded_end_counts_skipped_punctuation(short_model: ColBERT) -> None:
     assert explanation.truncated
     # [CLS], the marker, five text tokens and [SEP]: the fifth text token is the fourth comma.
     assert explanation.encoded_end == 9
+
+
+# --------------------------------------------------------------------------- stored documents
+
+
+def _counting_forward(model: ColBERT, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows each model forward pass encoded, appended per call."""
+    rows: list[int] = []
+    forward = model.engine.forward
+
+    def counted(batch):  # type: ignore[no-untyped-def]
+        rows.append(len(batch.keep_mask))
+        return forward(batch)
+
+    monkeypatch.setattr(model.engine, "forward", counted)
+    return rows
+
+
+@pytest.mark.parametrize("pool_factor", [1, 2])
+def test_a_stored_document_is_explained_from_its_text_with_one_encoding(
+    tmp_path, model: ColBERT, monkeypatch: pytest.MonkeyPatch, pool_factor: int
+) -> None:
+    from edgecolbert.store import EdgeStore
+
+    text = "Foxes hunt voles in the snow; the fox listens before it jumps."
+    with EdgeStore(tmp_path / "store", model.with_pool_factor(pool_factor), datatype="float32") as store:
+        store.add([text, "Dogs bark at night."], ids=["fox", "dog"])
+        (hit,) = store.rerank("fox jumps", ["fox"])
+        rows = _counting_forward(store.model, monkeypatch)
+        explanation = store.explain("fox jumps", "fox")
+    # One query and one document encoding, nothing else (the store is not searched).
+    assert rows == [1, 1]
+    assert explanation == explain(model, "fox jumps", text)
+    if pool_factor == 1:
+        assert explanation.score == pytest.approx(hit.score, rel=1e-5)
+
+
+def test_explaining_an_unknown_stored_id_names_it(tmp_path, model: ColBERT) -> None:
+    from edgecolbert import DocumentNotFoundError
+    from edgecolbert.store import EdgeStore
+
+    with EdgeStore(tmp_path / "store", model) as store:
+        store.add(["Dogs bark at night."], ids=["dog"])
+        with pytest.raises(DocumentNotFoundError, match="no document with id 'cat'"):
+            store.explain("fox", "cat")
+        with pytest.raises(EmptyQueryError):
+            store.explain(" ", "dog")

@@ -23,6 +23,7 @@ from typing_extensions import Self
 from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.errors import DocumentNotFoundError, InvalidInputError, InvalidTypeError
 from edgecolbert.scoring.cache import content_hash
+from edgecolbert.scoring.explain import Explanation, explain
 from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store.documents import Hit, StoreDocument
 from edgecolbert.store.engine import (
@@ -134,6 +135,8 @@ class MultiVectorStore(Protocol):
     ) -> list[Hit]: ...
 
     def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]: ...
+
+    def explain(self, query: str, doc_id: str | int) -> Explanation: ...
 
     def close(self) -> None: ...
 
@@ -429,6 +432,21 @@ class BaseStore:
         hits = [self._hit(point) for point in points]
         return hits if k is None else hits[:k]
 
+    def explain(self, query: str, doc_id: str | int) -> Explanation:
+        """Why the stored document ``doc_id`` scores what it does for ``query``: see :func:`~edgecolbert.scoring.explain.explain`.
+
+        Reads the stored text and encodes it once, unpooled, with its token spans (stored vectors
+        have none, and a pooled store's vectors average several tokens). The explanation's score
+        is therefore that of the unpooled float32 vectors and can differ slightly from the score
+        :meth:`search` gives from the stored ones. Raises :class:`DocumentNotFoundError` for an
+        unknown id.
+        """
+        self._check_query(query)
+        found = self.get([doc_id])
+        if not found:
+            raise DocumentNotFoundError(f"{self.where} holds no document with id {str(doc_id)!r}; add it first.")
+        return explain(self.model, query, found[0].text)
+
     def _query_vectors(self, query: str) -> np.ndarray:
         return self._storage_vectors(self.model.encode_query(query))
 
@@ -553,6 +571,9 @@ class BaseStore:
 
     async def arerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
         return await asyncio.to_thread(self.rerank, query, ids, k)
+
+    async def aexplain(self, query: str, doc_id: str | int) -> Explanation:
+        return await asyncio.to_thread(self.explain, query, doc_id)
 
 
 def payload_document(payload: Mapping[str, Any], schema: StoreSchema) -> tuple[str, dict[str, Any]]:
