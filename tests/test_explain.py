@@ -453,3 +453,50 @@ def test_explaining_an_unknown_stored_id_names_it(tmp_path, model: ColBERT) -> N
             store.explain("fox", "cat")
         with pytest.raises(EmptyQueryError):
             store.explain(" ", "dog")
+
+
+# --------------------------------------------------------------------------- result lists
+
+
+def test_highlight_texts_encode_the_query_once_and_match_explain(model: ColBERT, monkeypatch) -> None:
+    from edgecolbert.scoring import highlight_texts
+
+    texts = ["Foxes hunt voles in the snow.", "Dogs bark at night.", ""]
+    expected = [explain(model, "fox snow", text) for text in texts]
+    rows = _counting_forward(model, monkeypatch)
+    shown = highlight_texts(model, "fox snow", texts, max_passages=1, fragment_chars=12)
+    assert rows == [1, 1, 1, 1]  # the query, then each text
+    for text, explanation, item in zip(texts, expected, shown):
+        assert item.explanation == explanation
+        assert list(item.passages) == highlights(explanation, text, max_passages=1, fragment_chars=12)
+        assert list(item.spans) == matched_spans(explanation)
+
+
+def test_explanations_and_highlights_are_json_ready(model: ColBERT) -> None:
+    import json
+
+    from edgecolbert.scoring import highlight_texts
+
+    text = "Foxes hunt voles in the snow."
+    (item,) = highlight_texts(model, "fox snow", [text])
+    data = json.loads(json.dumps(item.to_dict()))
+    assert [(p["start"], p["end"], p["text"]) for p in data["passages"]] == [
+        (p.start, p.end, p.text) for p in item.passages
+    ]
+    assert all(text[s["start"] : s["end"]] for s in data["spans"])
+    explained = json.loads(json.dumps(item.explanation.to_dict()))
+    assert sum(m["similarity"] for m in explained["matches"]) == pytest.approx(explained["score"], rel=1e-5)
+    assert {tuple(m["span"]) for m in explained["matches"] if m["span"]} == {
+        (s["start"], s["end"]) for s in data["spans"]
+    }
+
+
+def test_highlight_texts_reject_bad_input(model: ColBERT) -> None:
+    from edgecolbert.scoring import highlight_texts
+
+    with pytest.raises(EmptyQueryError):
+        highlight_texts(model, "", ["text"])
+    with pytest.raises(InvalidDocumentError):
+        highlight_texts(model, "fox", "a single string")
+    with pytest.raises(InvalidInputError, match="fragment_chars"):
+        highlight_texts(model, "fox", ["text"], fragment_chars=0)

@@ -14,12 +14,14 @@ from the score the pooled vectors gave in a ranking.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from edgecolbert.encoding.encoder import ColBERT, check_texts
-from edgecolbert.encoding.tokenization import TokenRole
+from edgecolbert.encoding.tokenization import TokenAlignment, TokenRole
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.scoring.maxsim import maxsim
 from edgecolbert.scoring.reranker import check_query
@@ -47,6 +49,18 @@ class TokenMatch:
     query_role: TokenRole = "text"
     document_role: TokenRole = "text"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query_token": self.query_token,
+            "query_position": self.query_position,
+            "query_role": self.query_role,
+            "document_token": self.document_token,
+            "document_position": self.document_position,
+            "document_role": self.document_role,
+            "span": None if self.span is None else list(self.span),
+            "similarity": self.similarity,
+        }
+
 
 @dataclass(frozen=True)
 class Explanation:
@@ -66,6 +80,17 @@ class Explanation:
     encoded_end: int
     document_chars: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; spans and ``encoded_end`` count Unicode code points (Python string indices)."""
+        return {
+            "score": self.score,
+            "normalized_score": self.normalized_score,
+            "truncated": self.truncated,
+            "encoded_end": self.encoded_end,
+            "document_chars": self.document_chars,
+            "matches": [match.to_dict() for match in self.matches],
+        }
+
 
 @dataclass(frozen=True)
 class MatchedSpan:
@@ -75,6 +100,14 @@ class MatchedSpan:
     end: int
     score: float
     query_positions: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "query_positions": list(self.query_positions),
+        }
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,15 @@ class Highlight:
     text: str
     spans: tuple[tuple[int, int], ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "text": self.text,
+            "spans": [list(span) for span in self.spans],
+        }
+
 
 def explain(model: ColBERT, query: str, document: str) -> Explanation:
     """Split the MaxSim of ``query`` and ``document`` into per-query-token contributions.
@@ -95,7 +137,53 @@ def explain(model: ColBERT, query: str, document: str) -> Explanation:
     """
     check_query(query)
     document = check_texts([document])[0]
-    q_vectors, q_tokens = model.encode_aligned(query, "query")
+    return _explain_against(model, _AlignedQuery(*model.encode_aligned(query, "query")), document)
+
+
+@dataclass(frozen=True)
+class TextHighlights:
+    """What a result list shows for one text: its passages (best first) and every matched token's shading."""
+
+    explanation: Explanation
+    passages: tuple[Highlight, ...]
+    spans: tuple[MatchedSpan, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``passages`` and ``spans`` with ``start``/``end`` offsets in Unicode code points."""
+        return {
+            "passages": [passage.to_dict() for passage in self.passages],
+            "spans": [span.to_dict() for span in self.spans],
+        }
+
+
+def highlight_texts(
+    model: ColBERT, query: str, texts: Sequence[str], *, max_passages: int = 3, fragment_chars: int = 160
+) -> list[TextHighlights]:
+    """:func:`highlights` and :func:`matched_spans` of each of ``texts``, in order, for one query.
+
+    For showing results: the query is encoded once, each text once (unpooled, with its spans).
+    """
+    check_query(query)
+    texts = check_texts(texts)
+    _check_positive("max_passages", max_passages)
+    _check_positive("fragment_chars", fragment_chars)
+    aligned = _AlignedQuery(*model.encode_aligned(query, "query"))
+    result = []
+    for text in texts:
+        explanation = _explain_against(model, aligned, text)
+        passages = highlights(explanation, text, max_passages=max_passages, fragment_chars=fragment_chars)
+        result.append(TextHighlights(explanation, tuple(passages), tuple(matched_spans(explanation))))
+    return result
+
+
+@dataclass(frozen=True)
+class _AlignedQuery:
+    vectors: np.ndarray
+    tokens: TokenAlignment
+
+
+def _explain_against(model: ColBERT, query: _AlignedQuery, document: str) -> Explanation:
+    q_vectors, q_tokens = query.vectors, query.tokens
     d_vectors, d_tokens = model.encode_aligned(document, "document")
     similarities = q_vectors @ d_vectors.T
     best = similarities.argmax(axis=1)
