@@ -84,9 +84,12 @@ function renderResult(result) {
   const spans = (result.highlights ? result.highlights.spans : []).slice().sort((a, b) => a.start - b.start);
   const maxScore = spans.reduce((best, span) => Math.max(best, span.score), 0);
   const passages = result.highlights ? result.highlights.passages : [];
-  if (passages.length) {
-    const best = passages[0];
+  const best = passages[0];
+  // A passage is worth showing above the text only when it is a part of it.
+  if (best && (best.start > 0 || best.end < chars.length)) {
     const passage = element("p", "passage");
+    passage.classList.toggle("cut-start", best.start > 0);
+    passage.classList.toggle("cut-end", best.end < chars.length);
     passage.append(shadedText(chars, best.start, best.end, spans, maxScore));
     item.append(passage);
   }
