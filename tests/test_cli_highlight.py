@@ -36,10 +36,12 @@ def store_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def test_marks_are_brackets_off_a_terminal_and_bold_reverse_on_one() -> None:
     text = "a fox\nand\x1b[31m foxes"
-    assert marked(text, 0, len(text), [(2, 5), (15, 18)], tty=False) == "a [[fox]] and [31m [[fox]]es"
+    assert marked(text, 0, len(text), [(2, 5), (15, 18)], tty=False) == "a [[fox]] and [31m [[foxes]]"
     assert marked(text, 2, 5, [(2, 5)], tty=True) == "\x1b[1;7mfox\x1b[0m"
-    # Word pieces of one word share a mark; spans outside the passage are cut to it.
-    assert marked("foxes", 0, 5, [(0, 3), (3, 5), (4, 9)], tty=False) == "[[foxes]]"
+    # A word piece marks its whole word; spans outside the passage are cut to it.
+    assert marked("foxes run", 0, 9, [(3, 5)], tty=False) == "[[foxes]] run"
+    assert marked("oligonucleotides here", 0, 21, [(5, 7), (17, 19)], tty=False) == "[[oligonucleotides]] [[here]]"
+    assert marked("a foxes", 3, 7, [(0, 1), (2, 4)], tty=False) == "[[oxes]]"
 
 
 @requires_minilm

@@ -287,13 +287,16 @@ _TEXT_MARKS = ("[[", "]]")
 
 
 def marked(text: str, start: int, end: int, spans: Sequence[tuple[int, int]], *, tty: bool) -> str:
-    """``text[start:end]`` on one line with ``spans`` marked; touching or overlapping spans share one mark.
+    """``text[start:end]`` on one line with the words of ``spans`` marked (a word piece marks its word).
 
-    Control characters in the (untrusted) text become spaces, so a document cannot drive the terminal.
+    Touching or overlapping words share one mark. Control characters in the (untrusted) text become
+    spaces, so a document cannot drive the terminal.
     """
+    from edgecolbert.scoring.explain import word_around
+
     open_mark, close_mark = _TTY_MARKS if tty else _TEXT_MARKS
     merged: list[list[int]] = []
-    for span_start, span_end in sorted(spans):
+    for span_start, span_end in sorted(word_around(text, *span) for span in spans):
         span_start, span_end = max(span_start, start), min(span_end, end)
         if span_start >= span_end:
             continue

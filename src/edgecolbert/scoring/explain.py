@@ -293,7 +293,7 @@ def _words(spans: list[MatchedSpan], text: str, fragment_chars: int) -> list[_Wo
     for span in spans:
         if span.score <= 0:
             continue
-        start, end = _word_around(text, span.start, span.end)
+        start, end = word_around(text, span.start, span.end)
         if end - start > fragment_chars:
             # A word longer than a fragment (a URL, an unsplit run): keep the token itself.
             start, end = span.start, min(span.end, span.start + fragment_chars)
@@ -306,7 +306,8 @@ def _words(spans: list[MatchedSpan], text: str, fragment_chars: int) -> list[_Wo
     return _disjoint(sorted(words.values(), key=lambda word: (word.start, word.end)))
 
 
-def _word_around(text: str, start: int, end: int) -> tuple[int, int]:
+def word_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` widened to the whole word(s) it cuts: word pieces become the word they are part of."""
     while start > 0 and _joins(text[start - 1]) and _joins(text[start]):
         start -= 1
     while end < len(text) and _joins(text[end]) and _joins(text[end - 1]):
