@@ -451,6 +451,9 @@ def test_explaining_an_unknown_stored_id_names_it(tmp_path, model: ColBERT) -> N
         store.add(["Dogs bark at night."], ids=["dog"])
         with pytest.raises(DocumentNotFoundError, match="no document with id 'cat'"):
             store.explain("fox", "cat")
+        with pytest.raises(DocumentNotFoundError, match="no document with id 'cat'"):
+            store.stored_text("cat")
+        assert store.stored_text("dog") == "Dogs bark at night."
         with pytest.raises(EmptyQueryError):
             store.explain(" ", "dog")
 

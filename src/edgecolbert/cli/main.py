@@ -395,9 +395,8 @@ def _run_explain(args: argparse.Namespace) -> int:
 
     if args.id is not None:
         with _store_from_args(args, args.model, create=False) as store:
-            explanation = store.explain(args.query, args.id)
-            (hit,) = store.get([args.id])
-        text = hit.text
+            text = store.stored_text(args.id)
+            explanation = explain(store.model, args.query, text)
     else:
         model = ColBERT.from_pretrained(args.model, **_model_kwargs(args))
         text = args.document

@@ -637,11 +637,9 @@ async def explain_document(body: ExplainRequest, service: ServiceDep) -> Explain
 
 
 def _explain_stored(store: BaseStore, query: str, doc_id: str | int) -> tuple[str, Explanation]:
-    explanation = store.explain(query, doc_id)
-    found = store.get([doc_id])
-    if not found:  # deleted between the two reads
-        raise DocumentNotFoundError(f"{store.where} holds no document with id {str(doc_id)!r}; add it first.")
-    return found[0].text, explanation
+    # What store.explain does, keeping the text it read: the passages must cut that very text.
+    text = store.stored_text(doc_id)
+    return text, explain(store.model, query, text)
 
 
 @_api_router.post("/v1/documents")

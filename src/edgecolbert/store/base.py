@@ -442,10 +442,14 @@ class BaseStore:
         unknown id.
         """
         self._check_query(query)
+        return explain(self.model, query, self.stored_text(doc_id))
+
+    def stored_text(self, doc_id: str | int) -> str:
+        """The text stored for ``doc_id``; :class:`DocumentNotFoundError` when there is none."""
         found = self.get([doc_id])
         if not found:
             raise DocumentNotFoundError(f"{self.where} holds no document with id {str(doc_id)!r}; add it first.")
-        return explain(self.model, query, found[0].text)
+        return found[0].text
 
     def _query_vectors(self, query: str) -> np.ndarray:
         return self._storage_vectors(self.model.encode_query(query))
@@ -574,6 +578,9 @@ class BaseStore:
 
     async def aexplain(self, query: str, doc_id: str | int) -> Explanation:
         return await asyncio.to_thread(self.explain, query, doc_id)
+
+    async def astored_text(self, doc_id: str | int) -> str:
+        return await asyncio.to_thread(self.stored_text, doc_id)
 
 
 def payload_document(payload: Mapping[str, Any], schema: StoreSchema) -> tuple[str, dict[str, Any]]:
