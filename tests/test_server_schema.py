@@ -64,6 +64,7 @@ OPERATIONS = [
     ("POST", "/v1/search"),
     ("POST", "/v1/documents"),
     ("DELETE", "/v1/documents"),
+    ("POST", "/v1/explain"),
 ]
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     rerank.add_argument("--file", type=Path, help="candidates, one per line ('-' for standard input)")
     rerank.add_argument("-k", "--top-k", type=int, default=None, help="keep the k best")
     rerank.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_highlight_options(rerank)
     _add_model_options(rerank)
     rerank.set_defaults(run=_run_rerank)
 
@@ -80,8 +82,24 @@ def _parser() -> argparse.ArgumentParser:
         "--filter", type=_json_filter, default=None, help='metadata filter as JSON, e.g. \'{"lang": "en"}\''
     )
     search.add_argument("--json", action="store_true", help="print a JSON list of hits")
+    _add_highlight_options(search)
     _add_model_options(search, default_help="the model the store was built with", encodes_documents=False)
     search.set_defaults(run=_run_search)
+
+    explain = commands.add_parser(
+        "explain", help="why a document scores what it does: each query token's best document token"
+    )
+    explain.add_argument("query")
+    explain_target = explain.add_mutually_exclusive_group(required=True)
+    explain_target.add_argument("document", nargs="?", default=None, help="the document text")
+    explain_target.add_argument("--id", default=None, help="a stored document's id instead of a text (with --store)")
+    _add_store_options(explain)
+    explain.add_argument("--json", action="store_true", help="print the alignment as JSON")
+    explain.add_argument(
+        "--fragment-chars", type=int, default=160, metavar="N", help="longest highlighted passage (default 160)"
+    )
+    _add_model_options(explain, encodes_documents=False)
+    explain.set_defaults(run=_run_explain)
 
     serve = commands.add_parser("serve", help="run the HTTP rerank and search service")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
@@ -142,6 +160,18 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qdrant-url", default=None, help=f"Qdrant server instead of a folder (or ${URL_ENV_VAR})")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="Qdrant collection name")
     parser.add_argument("--api-key", default=None, help=f"Qdrant API key (or ${API_KEY_ENV_VAR})")
+
+
+def _add_highlight_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--highlight",
+        action="store_true",
+        help="show each result's best passage with the matched words marked (bold on a terminal, [[word]] "
+        "otherwise); with --json, add the passages and matched spans",
+    )
+    parser.add_argument(
+        "--fragment-chars", type=int, default=160, metavar="N", help="longest highlighted passage (default 160)"
+    )
 
 
 def _add_model_options(
@@ -218,13 +248,73 @@ def _run_rerank(args: argparse.Namespace) -> int:
     documents = _read_candidates(args)
     reranker = Reranker.from_pretrained(args.model, batch_size=args.batch_size, **_model_kwargs(args))
     results = reranker.rerank(args.query, documents, top_k=args.top_k)
+    shown = _highlights(args, reranker.model, [result.text for result in results])
     if args.json:
-        print(json.dumps(results.to_list(), ensure_ascii=False, indent=2))
+        rows = results.to_list()
+        for row, item in zip(rows, shown or []):
+            row["highlights"] = item.to_dict()
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     for rank, result in enumerate(results, start=1):
         snippet = " ".join(result.text.split())[:80]
         print(f"{rank:>3}  {result.score:8.3f}  {result.normalized_score:6.3f}  [{result.index}] {snippet}")
+        _print_passage(result.text, shown, rank - 1)
     return 0
+
+
+def _highlights(args: argparse.Namespace, model: Any, texts: list[str]) -> list[Any] | None:
+    """Highlights of ``texts`` when ``--highlight`` was given (computed beside the results, not by them)."""
+    if not args.highlight:
+        return None
+    from edgecolbert.scoring.explain import highlight_texts
+
+    return highlight_texts(model, args.query, texts, max_passages=1, fragment_chars=args.fragment_chars)
+
+
+def _print_passage(text: str, shown: list[Any] | None, position: int) -> None:
+    if shown is None:
+        return
+    passages = shown[position].passages
+    if not passages:
+        print("       (no matched words)")
+        return
+    best = passages[0]
+    print(f"       {marked(text, best.start, best.end, best.spans, tty=sys.stdout.isatty())}")
+
+
+# A terminal shows matched words bold and reversed; pipes and files get plain-text brackets.
+_TTY_MARKS = ("\x1b[1;7m", "\x1b[0m")
+_TEXT_MARKS = ("[[", "]]")
+
+
+def marked(text: str, start: int, end: int, spans: Sequence[tuple[int, int]], *, tty: bool) -> str:
+    """``text[start:end]`` on one line with the words of ``spans`` marked (a word piece marks its word).
+
+    Touching or overlapping words share one mark. Control characters in the (untrusted) text become
+    spaces, so a document cannot drive the terminal.
+    """
+    from edgecolbert.scoring.explain import word_around
+
+    open_mark, close_mark = _TTY_MARKS if tty else _TEXT_MARKS
+    merged: list[list[int]] = []
+    for span_start, span_end in sorted(word_around(text, *span) for span in spans):
+        span_start, span_end = max(span_start, start), min(span_end, end)
+        if span_start >= span_end:
+            continue
+        if merged and span_start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], span_end)
+        else:
+            merged.append([span_start, span_end])
+    pieces, cursor = [], start
+    for span_start, span_end in merged:
+        pieces += [_one_line(text[cursor:span_start]), open_mark, _one_line(text[span_start:span_end]), close_mark]
+        cursor = span_end
+    pieces.append(_one_line(text[cursor:end]))
+    return "".join(pieces)
+
+
+def _one_line(text: str) -> str:
+    return "".join(" " if char.isspace() or unicodedata.category(char)[0] == "C" else char for char in text)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -284,14 +374,52 @@ def _run_search(args: argparse.Namespace) -> int:
         hits = store.search(
             args.query, top_k=args.top_k, prefetch_k=args.prefetch_k, first_stage=args.first_stage, filter=args.filter
         )
+        shown = _highlights(args, store.model, [hit.text for hit in hits])
     if args.json:
-        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        rows = [hit.to_dict() for hit in hits]
+        for row, item in zip(rows, shown or []):
+            row["highlights"] = item.to_dict()
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     if not hits:
         print("no hits")
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.text.split())[:80]
         print(f"{rank:>3}  {hit.score:8.3f}  {hit.id}  {snippet}")
+        _print_passage(hit.text, shown, rank - 1)
+    return 0
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from edgecolbert.encoding.encoder import ColBERT
+    from edgecolbert.scoring.explain import explain, highlights
+
+    if args.id is not None:
+        with _store_from_args(args, args.model, create=False) as store:
+            text = store.stored_text(args.id)
+            explanation = explain(store.model, args.query, text)
+    else:
+        model = ColBERT.from_pretrained(args.model, **_model_kwargs(args))
+        text = args.document
+        explanation = explain(model, args.query, text)
+    passages = highlights(explanation, text, fragment_chars=args.fragment_chars)
+    if args.json:
+        data = explanation.to_dict()
+        data["passages"] = [passage.to_dict() for passage in passages]
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"score {explanation.score:.3f} (normalized {explanation.normalized_score:.3f})")
+    for match in explanation.matches:
+        where = "-" if match.span is None else _one_line(text[match.span[0] : match.span[1]])
+        print(
+            f"  {_one_line(match.query_token):>16} -> {_one_line(match.document_token):<16} {where!s:<20} "
+            f"{match.similarity:6.3f}"
+        )
+    if explanation.truncated:
+        print(f"  (the document was truncated: text after character {explanation.encoded_end} was not seen)")
+    tty = sys.stdout.isatty()
+    for passage in passages:
+        print(f"{passage.score:6.3f}  {marked(text, passage.start, passage.end, passage.spans, tty=tty)}")
     return 0
 
 

@@ -29,7 +29,7 @@ from edgecolbert.encoding.checkpoint import (
 from edgecolbert.encoding.defaults import default_model_name
 from edgecolbert.encoding.pooling import check_pool_factor, pool_documents
 from edgecolbert.encoding.projection import build_projection
-from edgecolbert.encoding.tokenization import ColbertTokenizer, Kind, TokenizedBatch, check_length
+from edgecolbert.encoding.tokenization import ColbertTokenizer, Kind, TokenAlignment, TokenizedBatch, check_length
 from edgecolbert.errors import (
     CorruptCheckpointError,
     InvalidDocumentError,
@@ -270,6 +270,18 @@ class ColBERT:
         sequences = self._token_ids(check_texts([text]), "query", None)
         kept, _ = self._forward(self.tokenizer.pad(sequences, "query"))
         return kept
+
+    def encode_aligned(self, text: str, kind: Kind) -> tuple[np.ndarray, TokenAlignment]:
+        """One text's kept ``[n, dim]`` vectors, never pooled, and the token each row stands for.
+
+        Row ``i`` of the vectors is the token at ``alignment.tokens[i]``, with its character span in
+        ``text`` (None for markers, special and [MASK] expansion tokens). The vectors are those of
+        ``encode_queries([text])[0]`` / ``encode_documents([text], pool_factor=1)[0]``.
+        """
+        alignment = self.tokenizer.align(check_texts([text])[0], kind)
+        batch = self.tokenizer.pad([list(alignment.ids)], kind)
+        kept, _ = self._forward(batch)
+        return kept, alignment.kept(batch.keep_mask[0], self.tokenizer.expansion_token)
 
     def _encode(
         self,

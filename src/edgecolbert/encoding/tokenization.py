@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Kind = Literal["query", "document"]
+# What a kept vector stands for: a piece of the text, the query/document marker, a special token
+# the tokenizer adds ([CLS], [SEP]), or a [MASK] the query was padded with.
+TokenRole = Literal["text", "marker", "special", "expansion"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,41 @@ class TokenizedBatch:
     input_ids: np.ndarray
     attention_mask: np.ndarray
     keep_mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class TokenAlignment:
+    """One text's model input tokens and where each came from in that text.
+
+    ``spans[i]`` is the ``(start, end)`` character range in the original text of token ``i``
+    (leading and trailing whitespace trimmed), or None for markers, special and expansion tokens.
+    ``positions[i]`` is the token's position in the model input. ``encoded_end`` is where the
+    encoded text ends: past it, a truncated text was not seen.
+    """
+
+    ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    roles: tuple[TokenRole, ...]
+    spans: tuple[tuple[int, int] | None, ...]
+    positions: tuple[int, ...]
+    truncated: bool
+    encoded_end: int
+
+    def kept(self, keep_mask: np.ndarray, expansion_token: str) -> TokenAlignment:
+        """The tokens of the kept vectors, in order; positions past the text are [MASK] expansion."""
+        keep = np.flatnonzero(keep_mask)
+        extra = len(self.ids)
+        pick = [int(i) for i in keep if i < extra]
+        n_expansion = int((keep >= extra).sum())
+        return TokenAlignment(
+            ids=tuple(self.ids[i] for i in pick),
+            tokens=tuple(self.tokens[i] for i in pick) + (expansion_token,) * n_expansion,
+            roles=tuple(self.roles[i] for i in pick) + ("expansion",) * n_expansion,
+            spans=tuple(self.spans[i] for i in pick) + (None,) * n_expansion,
+            positions=tuple(self.positions[i] for i in pick) + tuple(int(i) for i in keep[keep >= extra]),
+            truncated=self.truncated,
+            encoded_end=self.encoded_end,
+        )
 
 
 @dataclass(frozen=True)
@@ -77,23 +116,82 @@ class ColbertTokenizer:
 
         Returns the ids and how many texts were truncated.
         """
-        prefix = self._query_prefix if kind == "query" else self._document_prefix
-        length = self.query_length if kind == "query" else self.document_length
-        # The marker takes one position, so the text gets one fewer (PyLate truncates to L - 1).
-        budget = length - 1 if prefix.token_id is not None else length
-        encodings = self._encode(texts, prefix)
+        prefix = self._prefix(kind)
+        budget = self._budget(kind)
         sequences: list[list[int]] = []
         truncated = 0
-        for encoding in encodings:
-            ids = encoding.ids
-            if len(ids) > budget:
-                # Keep the closing special token, as the tokenizer's own truncation does.
-                ids = ids[: budget - 1] + ids[-1:]
-                truncated += 1
-            if prefix.token_id is not None:
-                ids = ids[:1] + [prefix.token_id] + ids[1:]
-            sequences.append(ids)
+        for encoding in self._encode(texts, prefix):
+            ids = _truncate(encoding.ids, budget)
+            truncated += len(ids) < len(encoding.ids)
+            sequences.append(ids if prefix.token_id is None else _insert_marker(ids, prefix.token_id))
         return sequences, truncated
+
+    def align(self, text: str, kind: Kind) -> TokenAlignment:
+        """The ids :meth:`token_ids` makes of ``text``, each with its token, role and character span."""
+        prefix = self._prefix(kind)
+        encoding = self._encode([text], prefix)[0]
+        budget = self._budget(kind)
+        # The prefix text, when the marker is not one token, is tokenized with the text; its
+        # offsets are shifted back so spans index ``text`` itself.
+        shift = len(prefix.text)
+        spans: list[tuple[int, int] | None] = []
+        roles: list[TokenRole] = []
+        for (start, end), special in zip(encoding.offsets, encoding.special_tokens_mask):
+            if special and start == end:
+                spans.append(None)
+                roles.append("special")
+            elif end <= shift:
+                spans.append(None)
+                roles.append("marker")
+            else:
+                span = _trim_span(text, max(start - shift, 0), end - shift)
+                spans.append(self._absorb_marks(text, span))
+                roles.append("text")
+        marker_id = prefix.token_id
+
+        def place(items: Sequence, marker: object) -> tuple:  # type: ignore[type-arg]
+            truncated = _truncate(items, budget)
+            return tuple(truncated if marker_id is None else _insert_marker(truncated, marker))
+
+        ids = place(encoding.ids, marker_id)
+        encoded = [span for span in place(spans, None) if span is not None]
+        marker_token = self._tokenizer.id_to_token(marker_id) if marker_id is not None else None
+        return TokenAlignment(
+            ids=ids,
+            tokens=place(encoding.tokens, marker_token),
+            roles=place(roles, "marker"),
+            spans=place(spans, None),
+            positions=tuple(range(len(ids))),
+            truncated=len(encoding.ids) > budget,
+            encoded_end=max((end for _, end in encoded), default=0),
+        )
+
+    def _absorb_marks(self, text: str, span: tuple[int, int]) -> tuple[int, int]:
+        """Extend a span over the combining marks the normaliser folded into its last character.
+
+        NFC composes "e" + U+0301 into "é", and the tokenizer's offsets then end before the mark;
+        a mark that stays separate after normalising belongs to the next token and is left out.
+        """
+        start, end = span
+        normalizer = self._tokenizer.normalizer
+        while end < len(text) and unicodedata.category(text[end]).startswith("M") and normalizer is not None:
+            if len(normalizer.normalize_str(text[start : end + 1])) > len(normalizer.normalize_str(text[start:end])):
+                break
+            end += 1
+        return (start, end)
+
+    @property
+    def expansion_token(self) -> str:
+        """The text of the token queries are padded with ([MASK] for most checkpoints)."""
+        return self._tokenizer.id_to_token(self.pad_id) or f"<id {self.pad_id}>"
+
+    def _prefix(self, kind: Kind) -> _Prefix:
+        return self._query_prefix if kind == "query" else self._document_prefix
+
+    def _budget(self, kind: Kind) -> int:
+        length = self.query_length if kind == "query" else self.document_length
+        # The marker takes one position, so the text gets one fewer (PyLate truncates to L - 1).
+        return length - 1 if self._prefix(kind).token_id is not None else length
 
     def count(self, texts: Sequence[str], kind: Kind = "document") -> list[int]:
         """Untruncated token counts, markers and special tokens included: what a text would need."""
@@ -132,6 +230,27 @@ class ColbertTokenizer:
         else:
             keep_mask = attention_mask.astype(bool) & ~np.isin(input_ids, self.skiplist_ids)
         return TokenizedBatch(input_ids=input_ids, attention_mask=attention_mask, keep_mask=keep_mask)
+
+
+def _truncate(items: Sequence, budget: int) -> list:  # type: ignore[type-arg]
+    """At most ``budget`` items, keeping the closing special token as the tokenizer's own truncation does."""
+    items = list(items)
+    return items if len(items) <= budget else items[: budget - 1] + items[-1:]
+
+
+def _insert_marker(items: list, marker: object) -> list:  # type: ignore[type-arg]
+    """The marker goes right after the opening special token (PyLate's position 1)."""
+    return items[:1] + [marker] + items[1:]
+
+
+def _trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without surrounding whitespace (byte-level BPE tokens carry their leading space)."""
+    piece = text[start:end]
+    stripped = piece.strip()
+    if not stripped:
+        return (start, end)
+    start += len(piece) - len(piece.lstrip())
+    return (start, start + len(stripped))
 
 
 def _load_hf_tokenizer(folder: Path):  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.vectors import MultiVectors
 
 if TYPE_CHECKING:
+    from edgecolbert.scoring.explain import Explanation
     from edgecolbert.store.base import BaseStore
 
 __all__ = ["RerankResult", "RerankResults", "Reranker", "check_query"]
@@ -197,6 +198,16 @@ class Reranker:
         hits = store.rerank(query, [ids[key] for key in dict.fromkeys(chosen.values())])
         by_key = {point_id(hit.id): hit for hit in hits}
         return {position: (by_key[key].score, _normalized(by_key[key])) for position, key in chosen.items()}
+
+    def explain(self, query: str, document: str) -> Explanation:
+        """Why ``document`` scored what it did: see :func:`edgecolbert.scoring.explain.explain`.
+
+        Encodes the document afresh (unpooled, with its token spans); the cache holds no spans.
+        """
+        # Imported here: the explain module builds on this one's query check.
+        from edgecolbert.scoring.explain import explain
+
+        return explain(self.model, query, document)
 
     def document_vectors(self, documents: Sequence[str]) -> MultiVectors:
         """Vectors of each document in order, encoding only those not cached (each distinct text once)."""

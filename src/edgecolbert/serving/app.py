@@ -29,6 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import (
     DocumentNotFoundError,
     EdgeColbertError,
@@ -37,6 +38,7 @@ from edgecolbert.errors import (
     ServiceError,
     require,
 )
+from edgecolbert.scoring.explain import Explanation, explain, highlight_texts, highlights, matched_spans
 from edgecolbert.scoring.reranker import Reranker, RerankResults
 from edgecolbert.serving.schemas import (
     AddDocumentsRequest,
@@ -44,18 +46,24 @@ from edgecolbert.serving.schemas import (
     DeleteDocumentsRequest,
     DeleteDocumentsResponse,
     ErrorResponse,
+    ExplainRequest,
+    ExplainResponse,
     HealthResponse,
+    HighlightOptions,
     RerankRequest,
     RerankResponse,
     RerankResultItem,
     ResultDocument,
+    ResultHighlights,
     SearchHit,
     SearchRequest,
     SearchResponse,
     StoreStatus,
     TeiRank,
     TeiRerankRequest,
+    highlight_options,
 )
+from edgecolbert.serving.ui import ui_router
 from edgecolbert.sources.pipeline import DEFAULT_COLLECTION, open_store
 from edgecolbert.store.base import BaseStore
 from edgecolbert.store.defaults import URL_ENV_VAR
@@ -179,6 +187,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(_health_router)
     app.include_router(_api_router)
+    app.include_router(ui_router)
     return app
 
 
@@ -517,6 +526,9 @@ async def rerank(body: RerankRequest, service: ServiceDep) -> RerankResponse:
     """Rank documents for a query by MaxSim (Cohere / Jina request and response shape)."""
     texts = [document if isinstance(document, str) else document.text for document in body.documents]
     results = await _rerank(service, body.query, texts, body.top_n)
+    shown = await _highlights(
+        service, service.reranker.model, body.query, [result.document for result in results], body.highlights
+    )
     return RerankResponse(
         id=str(uuid.uuid4()),
         model=service.model_name,
@@ -526,8 +538,9 @@ async def rerank(body: RerankRequest, service: ServiceDep) -> RerankResponse:
                 relevance_score=result.score,
                 normalized_score=result.normalized_score,
                 document=ResultDocument(text=result.text) if body.return_documents else None,
+                highlights=shown[position],
             )
-            for result in results
+            for position, result in enumerate(results)
         ],
     )
 
@@ -552,7 +565,7 @@ async def _rerank(service: Service, query: str, texts: list[str], top_n: int | N
     return await service.run(service.reranker.rerank, query, texts, top_n)
 
 
-@_api_router.post("/v1/search")
+@_api_router.post("/v1/search", response_model_exclude_none=True)
 async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     """First stage (BM25, dense or hybrid) then MaxSim over the stored vectors, in one store query."""
     store = service.require_store()
@@ -569,6 +582,7 @@ async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
         filter=body.filter,
         dense_vector=body.dense_vector,
     )
+    shown = await _highlights(service, store.model, body.query, [hit.text for hit in hits], body.highlights)
     return SearchResponse(
         model=service.model_name,
         hits=[
@@ -578,10 +592,61 @@ async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
                 normalized_score=hit.normalized_score,
                 text=hit.text,
                 metadata=hit.metadata,
+                highlights=shown[position],
             )
-            for hit in hits
+            for position, hit in enumerate(hits)
         ],
     )
+
+
+async def _highlights(
+    service: Service, model: ColBERT, query: str, texts: list[str], asked: bool | HighlightOptions
+) -> list[ResultHighlights | None]:
+    """Highlights of each returned text when the request asked for them, else None for each (no work)."""
+    options = highlight_options(asked)
+    if options is None or not texts:
+        return [None] * len(texts)
+    shown = await service.run(
+        highlight_texts,
+        model,
+        query,
+        texts,
+        max_passages=options.max_passages,
+        fragment_chars=options.fragment_chars,
+    )
+    return [ResultHighlights.model_validate(item.to_dict()) for item in shown]
+
+
+@_api_router.post(
+    "/v1/explain", responses={404: {"model": ErrorResponse, "description": "No stored document has this id."}}
+)
+async def explain_document(body: ExplainRequest, service: ServiceDep) -> ExplainResponse:
+    """Why a document scores what it does: each query token's best document token, its span and similarity.
+
+    The document is a text, or the id of a stored one (read and encoded once, unpooled).
+    """
+    _check_query(body.query, service.limits)
+    if body.id is not None:
+        store = service.require_store()
+        text, explanation = await _store_call(service, _explain_stored, store, body.query, body.id)
+    else:
+        text = body.document or ""
+        _check_documents([text], service.limits)
+        explanation = await service.run(explain, service.reranker.model, body.query, text)
+    passages = highlights(explanation, text, max_passages=body.max_passages, fragment_chars=body.fragment_chars)
+    return ExplainResponse(
+        model=service.model_name,
+        text=text,
+        spans=[span.to_dict() for span in matched_spans(explanation)],
+        passages=[passage.to_dict() for passage in passages],
+        **{key: value for key, value in explanation.to_dict().items() if key != "document_chars"},
+    )
+
+
+def _explain_stored(store: BaseStore, query: str, doc_id: str | int) -> tuple[str, Explanation]:
+    # What store.explain does, keeping the text it read: the passages must cut that very text.
+    text = store.stored_text(doc_id)
+    return text, explain(store.model, query, text)
 
 
 @_api_router.post("/v1/documents")

@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from edgecolbert.store.stages import FirstStageName
 
@@ -92,6 +92,47 @@ Id = (
 )
 
 
+class HighlightOptions(BaseModel):
+    """How many passages to return per text, and how long each may be."""
+
+    max_passages: int = Field(default=3, ge=1, le=20, description="Passages per text, best first.")
+    fragment_chars: int = Field(default=160, ge=1, le=5_000, description="Longest passage, in characters.")
+
+
+def highlight_options(value: bool | HighlightOptions) -> HighlightOptions | None:
+    """The options a request's ``highlights`` field asks for; None when it asks for none."""
+    if isinstance(value, HighlightOptions):
+        return value
+    return HighlightOptions() if value else None
+
+
+_HIGHLIGHTS_FIELD = Field(
+    default=False,
+    description="true (or options) adds each result's best passages and matched-token spans; off by default, "
+    "as it encodes each returned text once more with its token spans.",
+)
+
+
+class HighlightPassage(BaseModel):
+    start: int = Field(description="Offsets count Unicode code points of the document text.")
+    end: int
+    score: float = Field(description="Sum of the contributions of the matched tokens inside.")
+    text: str
+    spans: list[tuple[int, int]] = Field(description="The matched tokens inside the passage.")
+
+
+class MatchedToken(BaseModel):
+    start: int = Field(description="Offsets count Unicode code points of the document text.")
+    end: int
+    score: float = Field(description="Summed contributions of the query tokens whose best match this token is.")
+    query_positions: list[int]
+
+
+class ResultHighlights(BaseModel):
+    passages: list[HighlightPassage] = Field(description="Best first.")
+    spans: list[MatchedToken] = Field(description="Every matched document token, in text order, for shading.")
+
+
 class TextDocument(BaseModel):
     """A document given as an object, as Jina and Cohere v1 allow; only ``text`` is read."""
 
@@ -116,6 +157,7 @@ class RerankRequest(BaseModel):
         default=None, description="Accepted for Cohere v2 compatibility and ignored: the model's length applies."
     )
     rank_fields: list[str] | None = Field(default=None, description="Accepted for Cohere v1 compatibility and ignored.")
+    highlights: StrictBool | HighlightOptions = _HIGHLIGHTS_FIELD
 
 
 class ResultDocument(BaseModel):
@@ -127,6 +169,7 @@ class RerankResultItem(BaseModel):
     relevance_score: float = Field(description="MaxSim of the query and the document (raw, unbounded).")
     normalized_score: float = Field(description="MaxSim divided by the query's vector count, in [-1, 1].")
     document: ResultDocument | None = Field(default=None, description="Present when return_documents is true.")
+    highlights: ResultHighlights | None = Field(default=None, description="Present when highlights was asked for.")
 
 
 class RerankResponse(BaseModel):
@@ -170,6 +213,7 @@ class SearchRequest(BaseModel):
     dense_vector: list[FiniteFloat] | None = Field(
         default=None, description="The query's dense vector, for a dense or hybrid first stage."
     )
+    highlights: StrictBool | HighlightOptions = _HIGHLIGHTS_FIELD
 
 
 class SearchHit(BaseModel):
@@ -178,6 +222,7 @@ class SearchHit(BaseModel):
     normalized_score: float = Field(description="MaxSim divided by the query's vector count, in [-1, 1].")
     text: str
     metadata: dict[str, Any]
+    highlights: ResultHighlights | None = Field(default=None, description="Present when highlights was asked for.")
 
 
 class SearchResponse(BaseModel):
@@ -223,6 +268,45 @@ class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
     model: str | None = Field(default=None, description="Shown to authorised callers (or when no key is set).")
     store: StoreStatus | None = Field(default=None, description="Absent without a store or without authorisation.")
+
+
+class ExplainRequest(BaseModel):
+    """A query and one document: its text, or the id of a stored one."""
+
+    query: str
+    document: str | None = Field(default=None, description="The document text (give this or id).")
+    id: Id | None = Field(default=None, description="A stored document's id (give this or document).")
+    max_passages: int = Field(default=3, ge=1, le=20)
+    fragment_chars: int = Field(default=160, ge=1, le=5_000)
+
+    @model_validator(mode="after")
+    def _one_document(self) -> ExplainRequest:
+        if (self.document is None) == (self.id is None):
+            raise ValueError("Give the document text or a stored document's id, exactly one of them.")
+        return self
+
+
+class TokenAlignmentItem(BaseModel):
+    query_token: str
+    query_position: int = Field(description="Position in the model's query input (0 is [CLS]).")
+    query_role: str = Field(description="text, marker, special or expansion.")
+    document_token: str = Field(description="The document token this query token matched best.")
+    document_position: int
+    document_role: str
+    span: tuple[int, int] | None = Field(description="The matched token in the text; null for markers and specials.")
+    similarity: float = Field(description="This query token's contribution to the score.")
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    score: float = Field(description="MaxSim of the unpooled vectors; the contributions add up to it.")
+    normalized_score: float
+    truncated: bool = Field(description="The document was longer than the model reads; see encoded_end.")
+    encoded_end: int = Field(description="Characters of the text the model read.")
+    text: str = Field(description="The explained text (the stored one for an id).")
+    matches: list[TokenAlignmentItem] = Field(description="One per query vector, in query order.")
+    spans: list[MatchedToken]
+    passages: list[HighlightPassage]
 
 
 class ErrorResponse(BaseModel):

@@ -24,6 +24,7 @@ from edgecolbert.documents import DocumentLike, Hit, StoreDocument, as_document
 from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.errors import MISSING, DocumentNotFoundError, InvalidInputError, InvalidTypeError, renamed_keyword
 from edgecolbert.scoring.cache import content_hash
+from edgecolbert.scoring.explain import Explanation, explain
 from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store.engine import (
     Engine,
@@ -137,6 +138,8 @@ class MultiVectorStore(Protocol):
     def rerank(
         self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING
     ) -> list[Hit]: ...
+
+    def explain(self, query: str, doc_id: str | int) -> Explanation: ...
 
     def close(self) -> None: ...
 
@@ -438,6 +441,25 @@ class BaseStore:
         hits = [self._hit(point, len(colbert)) for point in points]
         return hits if top_k is None else hits[:top_k]
 
+    def explain(self, query: str, doc_id: str | int) -> Explanation:
+        """Why the stored document ``doc_id`` scores what it does for ``query``: see :func:`~edgecolbert.scoring.explain.explain`.
+
+        Reads the stored text and encodes it once, unpooled, with its token spans (stored vectors
+        have none, and a pooled store's vectors average several tokens). The explanation's score
+        is therefore that of the unpooled float32 vectors and can differ slightly from the score
+        :meth:`search` gives from the stored ones. Raises :class:`DocumentNotFoundError` for an
+        unknown id.
+        """
+        self._check_query(query)
+        return explain(self.model, query, self.stored_text(doc_id))
+
+    def stored_text(self, doc_id: str | int) -> str:
+        """The text stored for ``doc_id``; :class:`DocumentNotFoundError` when there is none."""
+        found = self.get([doc_id])
+        if not found:
+            raise DocumentNotFoundError(f"{self.where} holds no document with id {str(doc_id)!r}; add it first.")
+        return found[0].text
+
     def _query_vectors(self, query: str) -> np.ndarray:
         return self._storage_vectors(self.model.encode_query(query))
 
@@ -568,6 +590,12 @@ class BaseStore:
         self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING
     ) -> list[Hit]:
         return await asyncio.to_thread(self.rerank, query, ids, top_k, k=k)
+
+    async def aexplain(self, query: str, doc_id: str | int) -> Explanation:
+        return await asyncio.to_thread(self.explain, query, doc_id)
+
+    async def astored_text(self, doc_id: str | int) -> str:
+        return await asyncio.to_thread(self.stored_text, doc_id)
 
 
 def payload_document(payload: Mapping[str, Any], schema: StoreSchema) -> tuple[str, dict[str, Any]]:
