@@ -62,7 +62,7 @@ def test_rerank_json_highlights_are_ranges_of_each_document(
     assert main(argv) == 0
     results = json.loads(capsys.readouterr().out)
     best = results[0]
-    assert best["document"] == PARIS
+    assert best["text"] == PARIS
     passage = best["highlights"]["passages"][0]
     assert PARIS[passage["start"] : passage["end"]] == passage["text"]
     words = {PARIS[start:end] for start, end in passage["spans"]}

@@ -83,9 +83,9 @@ def test_rerank_highlights_each_result(client: httpx.Client, model: ColBERT) -> 
 
 
 def test_search_highlights_each_hit(client: httpx.Client, model: ColBERT) -> None:
-    plain = client.post("/v1/search", json={"query": QUERY, "k": 2}).json()["hits"]
-    assert plain and all(set(hit) == {"id", "score", "text", "metadata"} for hit in plain)
-    hits = client.post("/v1/search", json={"query": QUERY, "k": 2, "highlights": True}).json()["hits"]
+    plain = client.post("/v1/search", json={"query": QUERY, "top_k": 2}).json()["hits"]
+    assert plain and all(set(hit) == {"id", "score", "normalized_score", "text", "metadata"} for hit in plain)
+    hits = client.post("/v1/search", json={"query": QUERY, "top_k": 2, "highlights": True}).json()["hits"]
     assert [hit["id"] for hit in hits] == [hit["id"] for hit in plain]
     for hit, wanted in zip(hits, _expected(model, [hit["text"] for hit in hits])):
         _same(hit["highlights"], wanted)

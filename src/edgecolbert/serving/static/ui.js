@@ -153,7 +153,7 @@ async function search(event) {
 }
 
 async function searchStore(query, k) {
-  const data = await call("/v1/search", { query, k, highlights: true });
+  const data = await call("/v1/search", { query, top_k: k, highlights: true });
   return data.hits.map((hit) => ({
     label: hit.id,
     score: hit.score,
