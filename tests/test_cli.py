@@ -71,3 +71,41 @@ def test_console_script_is_installed(model_dir: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout) == []
+
+
+def test_convert_gives_documents_every_position_the_backbone_has(model_dir: Path) -> None:
+    from edgecolbert import ColBERT
+
+    config = json.loads((model_dir / "config_sentence_transformers.json").read_text())
+    # MiniLM's BERT has 512 positions; its sentence-transformers max_seq_length (256) does not bind token vectors.
+    assert config["document_length"] == 512 and config["query_length"] == 64
+    model = ColBERT.from_pretrained(model_dir, device="cpu")
+    (ids,), truncated = model.tokenizer.token_ids([" ".join(["word"] * 600)], "document")
+    assert truncated == 1 and len(ids) == 512
+    vectors = model.encode_documents([" ".join(["word"] * 400)])
+    assert vectors.lengths.tolist() == [402]  # [CLS], 400 words, [SEP]: nothing cut
+
+
+def test_convert_honours_and_checks_a_given_document_length(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "short"
+    assert main(["convert", str(MINILM_DIR), str(target), "--document-length", "300"]) == 0
+    assert json.loads((target / "config_sentence_transformers.json").read_text())["document_length"] == 300
+    capsys.readouterr()
+    assert main(["convert", str(MINILM_DIR), str(tmp_path / "long"), "--document-length", "513"]) == 2
+    assert "document_length=513 exceeds the backbone's 512" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["rerank", "index", "serve", "eval"])
+def test_commands_that_encode_documents_take_a_document_length(command: str) -> None:
+    from edgecolbert.cli.main import _model_kwargs, _parser
+
+    extra = {"rerank": ["q"], "index": ["corpus"], "serve": [], "eval": ["--dataset", "d"]}[command]
+    args = _parser().parse_args([command, *extra, "--document-length", "400"])
+    assert _model_kwargs(args)["document_length"] == 400
+
+
+def test_serve_loads_its_model_with_the_document_length() -> None:
+    from edgecolbert.serving.app import ServiceSettings
+
+    assert ServiceSettings(document_length=400).model_kwargs()["document_length"] == 400
+    assert "document_length" not in ServiceSettings().model_kwargs()
