@@ -109,3 +109,19 @@ def test_serve_loads_its_model_with_the_document_length() -> None:
 
     assert ServiceSettings(document_length=400).model_kwargs()["document_length"] == 400
     assert "document_length" not in ServiceSettings().model_kwargs()
+
+
+def test_loading_a_checkpoint_shows_no_weight_loading_bar(model_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    assert main(["rerank", "--model", str(model_dir), "q", "a document", "--json"]) == 0
+    assert "Loading weights" not in capsys.readouterr().err
+    # The switch is the caller's again afterwards, whichever way it was set.
+    assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        assert main(["rerank", "--model", str(model_dir), "q", "a document", "--json"]) == 0
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()
