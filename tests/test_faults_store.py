@@ -18,7 +18,7 @@ from edgecolbert import ColBERT
 from edgecolbert.errors import InvalidInputError, ModelMismatchError, StoreDiskFullError, StoreError, StoreLockedError
 from edgecolbert.store import EdgeStore
 from edgecolbert.store.schema import model_identity
-from store_fixtures import CountingModel, open_store
+from store_fixtures import CountingModel, copy_store, open_store
 
 ENGINES = ["edge", "qdrant"]
 
@@ -173,8 +173,7 @@ def built_store(tmp_path_factory: pytest.TempPathFactory, model: ColBERT) -> Pat
 
 
 def damaged_copy(built: Path, tmp_path: Path, damage: Callable[[Path], object]) -> Path:
-    folder = tmp_path / "copy"
-    shutil.copytree(built, folder)
+    folder = copy_store(built, tmp_path / "copy")
     damage(folder)
     return folder
 
