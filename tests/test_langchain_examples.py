@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import SHARED, build_minilm_checkpoint, requires_minilm
+from checkpoints import SHARED, requires_minilm
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 
@@ -21,8 +21,8 @@ SCIFACT = SHARED / "data" / "scifact"
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_minilm_checkpoint(tmp_path_factory.mktemp("minilm"))
+def minilm(shared_minilm: Path) -> Path:
+    return shared_minilm
 
 
 def _run(script: str, *args: str) -> str:

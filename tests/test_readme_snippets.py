@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import build_edge_checkpoint, requires_minilm, requires_shared
+from checkpoints import requires_minilm, requires_shared
 
 pytestmark = [requires_shared, requires_minilm]
 
@@ -18,9 +18,9 @@ SNIPPETS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # The 17m layout with one layer: the snippets' document_length=4096 needs Ettin's positions.
-    return build_edge_checkpoint(tmp_path_factory.mktemp("readme") / "edge", num_hidden_layers=1)
+def checkpoint(shared_edge: Path) -> Path:
+    # The 17m layout: the snippets' document_length=4096 needs Ettin's positions.
+    return shared_edge
 
 
 def test_the_readme_has_python_snippets() -> None:

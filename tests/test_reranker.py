@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import edgecolbert
-from checkpoints import build_minilm_checkpoint, requires_minilm
+from checkpoints import requires_minilm
 from edgecolbert import EmptyQueryError, InvalidDocumentError, InvalidInputError, Reranker
 
 pytestmark = requires_minilm
@@ -26,8 +26,8 @@ CANDIDATES = [
 
 
 @pytest.fixture(scope="module")
-def minilm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_minilm_checkpoint(tmp_path_factory.mktemp("minilm"))
+def minilm_path(shared_minilm: Path) -> Path:
+    return shared_minilm
 
 
 @pytest.fixture(scope="module")
