@@ -59,6 +59,7 @@ def test_blank_query_exits_2(model_dir: Path, capsys) -> None:  # type: ignore[n
     assert "empty" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_is_installed(model_dir: Path) -> None:
     script = Path(sys.executable).with_name("edgecolbert")
     assert script.is_file(), "the edgecolbert console script is not installed beside this Python"

@@ -250,6 +250,7 @@ def _garble_internal_id(folder: Path) -> None:
     mappings.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_a_garbled_id_mapping_is_refused_before_the_engine_reads_it(built_store: Path, tmp_path: Path) -> None:
     """The engine would size a table by the garbled slot (about 32 GB) and abort the process."""
     folder = damaged_copy(built_store, tmp_path, _garble_internal_id)
@@ -391,6 +392,7 @@ _CREATOR = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_creating_one_folder_leave_one_consistent_store(
     tmp_path: Path, model: ColBERT, other_model: ColBERT
 ) -> None:
@@ -442,6 +444,7 @@ _OPTIMIZER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["optimize", "close"])
 def test_kill_during_optimize_or_close_keeps_every_acknowledged_write(
     tmp_path: Path, model: ColBERT, phase: str

@@ -147,6 +147,7 @@ _INDEXER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_kill_during_indexing_loses_no_acknowledged_batch(
     tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,7 +14,7 @@ from checkpoints import SHARED, requires_minilm
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 
-pytestmark = requires_minilm
+pytestmark = [requires_minilm, pytest.mark.slow]  # each test runs an example in a fresh Python
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = SHARED / "data" / "scifact"

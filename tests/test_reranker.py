@@ -190,6 +190,7 @@ def test_arerank_matches_rerank_and_runs_off_the_event_loop(model: edgecolbert.C
     assert threading.main_thread().ident not in counting.threads
 
 
+@pytest.mark.slow
 def test_concurrent_threads_match_serial(model: edgecolbert.ColBERT) -> None:
     queries = [f"capital of country number {i}" for i in range(8)] + ["What is the capital of France?"] * 4
     serial = Reranker(model, cache_size=0)

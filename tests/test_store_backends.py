@@ -96,6 +96,7 @@ def test_indexed_with_onnx_searched_and_extended_with_torch(
     assert hit.score == pytest.approx(_pooled_score(model, QUERIES[0], texts[45], 1), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_int8_queries_search_an_fp32_store(tmp_path: Path) -> None:
     # Real weights: on random ones int8 error says nothing about what users would see.
     folder = build_minilm_checkpoint(tmp_path / "minilm")
