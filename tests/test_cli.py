@@ -126,3 +126,24 @@ def test_loading_a_checkpoint_shows_no_weight_loading_bar(model_dir: Path, capsy
         assert not hf_logging.is_progress_bar_enabled()
     finally:
         hf_logging.enable_progress_bar()
+
+
+@pytest.mark.parametrize(
+    ("config", "tokenizer_max", "limit"),
+    [
+        ({"model_type": "bert", "max_position_embeddings": 512}, 512, 512),
+        ({"model_type": "bert", "max_position_embeddings": 512}, int(1e30), 512),  # "no limit" sentinel
+        ({"model_type": "bert", "max_position_embeddings": 512}, 256, 256),
+        ({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}, None, 512),
+        ({"model_type": "modernbert", "max_position_embeddings": 8192}, 8192, 8192),
+    ],
+)
+def test_the_backbone_length_limit_counts_only_usable_positions(
+    tmp_path: Path, config: dict, tokenizer_max: int | None, limit: int
+) -> None:
+    from edgecolbert.encoding.convert import backbone_length_limit
+
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    if tokenizer_max is not None:
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": tokenizer_max}))
+    assert backbone_length_limit(tmp_path) == limit

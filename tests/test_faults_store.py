@@ -263,6 +263,7 @@ def test_a_garbled_id_mapping_is_refused_before_the_engine_reads_it(built_store:
     assert "mutable_id_tracker.mappings is damaged" in done.stdout and str(folder) in done.stdout
 
 
+@pytest.mark.slow
 def test_a_deleted_segment_is_found_by_the_count_at_the_last_close(tmp_path: Path, model: ColBERT) -> None:
     folder = tmp_path / "store"
     with EdgeStore(folder, model) as store:

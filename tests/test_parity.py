@@ -134,12 +134,14 @@ def _check_parity(path: Path) -> None:
     _assert_same_scores(edgecolbert.maxsim(queries, documents).astype(np.float64), ref_scores)
 
 
+@pytest.mark.slow
 @requires_shared
 def test_expansion_queries_have_query_length_vectors(checkpoint_dirs) -> None:
     model = edgecolbert.ColBERT.from_pretrained(checkpoint_dirs("edge-cased-expansion", False), device="cpu")
     assert set(model.encode_queries(QUERIES).lengths.tolist()) == {model.query_length}
 
 
+@pytest.mark.slow
 @requires_shared
 def test_marker_token_follows_cls(checkpoint_dirs) -> None:
     model = edgecolbert.ColBERT.from_pretrained(checkpoint_dirs("edge-17m", False), device="cpu")

@@ -27,7 +27,14 @@ def test_the_readme_has_python_snippets() -> None:
     assert len(SNIPPETS) >= 5
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=[f"snippet{i}" for i in range(1, len(SNIPPETS) + 1)])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        # The ONNX snippet exports the model first: seconds on 2 cores.
+        pytest.param(snippet, id=f"snippet{i}", marks=[pytest.mark.slow] if 'backend="onnx"' in snippet else [])
+        for i, snippet in enumerate(SNIPPETS, start=1)
+    ],
+)
 def test_a_readme_snippet_runs_as_written(
     snippet: str, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
