@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,27 @@ class CountingModel:
                 raise RuntimeError("encoder failure injected by the test")
             self.encoded.extend(texts)
         return self._model.encode_documents(texts, **kwargs)
+
+
+def copy_store(source: Path, target: Path) -> Path:
+    """Copy a store folder keeping its files sparse.
+
+    The engine preallocates 32 MB files that are almost all holes (a two-document store uses 184 KB of
+    disk); a plain copy writes the zeros out, about 200 MB per copy.
+    """
+    return Path(shutil.copytree(source, target, copy_function=_copy_sparse))
+
+
+def _copy_sparse(source: str, target: str) -> None:
+    block = 1 << 20
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        while chunk := reader.read(block):
+            if chunk.count(0) == len(chunk):
+                writer.seek(len(chunk), 1)
+            else:
+                writer.write(chunk)
+        writer.truncate()
+    shutil.copystat(source, target)
 
 
 def open_store(engine: str, tmp_path: Path, model: ColBERT, **options: Any) -> Any:

@@ -17,8 +17,6 @@ import torch
 import edgecolbert
 from checkpoints import (
     MINILM_DIR,
-    TOKENIZER_DIR,
-    build_edge_checkpoint,
     build_st_native_checkpoint,
     build_stanford_checkpoint,
 )
@@ -42,10 +40,8 @@ DOCUMENTS = [
 
 
 @pytest.fixture(scope="module")
-def edge_dir(tmp_path_factory):
-    if not TOKENIZER_DIR.exists():
-        pytest.skip("../shared is absent: the ModernBERT tokenizer for edge checkpoints lives there")
-    return build_edge_checkpoint(tmp_path_factory.mktemp("edge") / "model", num_hidden_layers=1)
+def edge_dir(shared_edge):
+    return shared_edge
 
 
 @pytest.fixture(scope="module")

@@ -105,6 +105,7 @@ def test_edge_17m_loads_and_encodes(edge_17m):
     assert documents[1].shape[0] == 3
 
 
+@pytest.mark.slow
 @requires_shared
 def test_edge_lowercases_only_when_configured(tmp_path):
     upper = build_edge_checkpoint(tmp_path / "cased", num_hidden_layers=1, do_lower_case=False)
@@ -113,6 +114,7 @@ def test_edge_lowercases_only_when_configured(tmp_path):
     assert _query_ids(_load(lower), "ColBERT") == _query_ids(_load(lower), "colbert")
 
 
+@pytest.mark.slow
 @requires_shared
 def test_edge_17m_full_depth_parameter_count(tmp_path):
     model = _load(build_edge_checkpoint(tmp_path))
@@ -120,6 +122,7 @@ def test_edge_17m_full_depth_parameter_count(tmp_path):
     assert 16.5e6 < sum(p.numel() for p in model.parameters()) < 17.1e6
 
 
+@pytest.mark.slow
 @requires_shared
 def test_edge_32m_shape(tmp_path):
     model = _load(build_edge_checkpoint(tmp_path, shape="32m", num_hidden_layers=2))
@@ -129,6 +132,7 @@ def test_edge_32m_shape(tmp_path):
     _assert_token_vectors(documents, 2, 64)
 
 
+@pytest.mark.slow
 @requires_shared
 def test_edge_query_expansion_pads_queries_to_query_length(tmp_path):
     path = build_edge_checkpoint(tmp_path, num_hidden_layers=1, query_length=24, do_query_expansion=True)
@@ -136,6 +140,7 @@ def test_edge_query_expansion_pads_queries_to_query_length(tmp_path):
     assert queries[0].shape == (24, 48)
 
 
+@pytest.mark.slow
 @requires_shared
 def test_edge_build_is_deterministic(tmp_path):
     first = build_edge_checkpoint(tmp_path / "a", num_hidden_layers=1)
@@ -198,6 +203,7 @@ def test_minilm_ranks_the_relevant_document_first(tmp_path):
 # --------------------------------------------------------------------------- ST native
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "build",
     [

@@ -128,6 +128,7 @@ def _search(store: Path, capsys: pytest.CaptureFixture[str], *options: str) -> l
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_index_pooled_with_onnx_then_search_with_torch_and_int8(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

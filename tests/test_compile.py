@@ -80,12 +80,14 @@ def _assert_matches_eager(folder: Path) -> ColBERT:
 
 @needs_compiler
 @requires_minilm
+@pytest.mark.slow
 def test_bert_backbone_compiled_matches_eager(stanford_dir: Path) -> None:
     _assert_matches_eager(stanford_dir)
 
 
 @needs_compiler
 @requires_shared
+@pytest.mark.slow
 def test_modernbert_backbone_compiled_matches_eager(tmp_path: Path) -> None:
     # Three layers keep both attention types: global, local (sliding window), global.
     _assert_matches_eager(build_edge_checkpoint(tmp_path / "edge", num_hidden_layers=3))
@@ -93,6 +95,7 @@ def test_modernbert_backbone_compiled_matches_eager(tmp_path: Path) -> None:
 
 @needs_compiler
 @requires_minilm
+@pytest.mark.slow
 def test_models_loaded_later_in_the_process_reuse_the_graph(stanford_dir: Path) -> None:
     # Torch stops compiling a function after 8 recompiles and runs it eager from then on. Each
     # recompile adds a graph, so an unchanged graph count over more models than that limit shows
@@ -109,6 +112,7 @@ def test_models_loaded_later_in_the_process_reuse_the_graph(stanford_dir: Path) 
 
 @needs_compiler
 @requires_minilm
+@pytest.mark.slow
 def test_broken_toolchain_falls_back_to_eager(
     stanford_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

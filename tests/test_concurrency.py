@@ -107,6 +107,7 @@ def serial_reranks(model: ColBERT, jobs: list[tuple[str, list[str]]]) -> list[li
     return [as_plain(one_at_a_time.rerank(query, docs)) for query, docs in jobs]
 
 
+@pytest.mark.slow
 def test_threads_rerank_exactly_as_serial_calls(reranker: Reranker, model: ColBERT) -> None:
     jobs = list(rerank_jobs(reranker))
     serial = serial_reranks(model, jobs)
@@ -118,6 +119,7 @@ def test_threads_rerank_exactly_as_serial_calls(reranker: Reranker, model: ColBE
     assert reranker.cache.hits > 0  # the cache was shared, not bypassed
 
 
+@pytest.mark.slow
 def test_async_tasks_rerank_exactly_as_serial_calls(reranker: Reranker, model: ColBERT) -> None:
     jobs = (list(rerank_jobs(reranker)) * 3)[:TASKS]
     serial = serial_reranks(model, jobs)
@@ -156,6 +158,7 @@ def hits_of(hits: list[Any]) -> list[tuple[str, float]]:
     return [(hit.id, round(hit.score, 4)) for hit in hits]
 
 
+@pytest.mark.slow
 def test_threads_search_and_rerank_a_store_exactly_as_serial_calls(store: Any) -> None:
     jobs = search_jobs()
     ids = [f"doc-{i}" for i in range(0, 60, 4)]
@@ -166,6 +169,7 @@ def test_threads_search_and_rerank_a_store_exactly_as_serial_calls(store: Any) -
     assert run_in_threads(calls) == serial_search + serial_rerank
 
 
+@pytest.mark.slow
 def test_async_tasks_search_a_store_exactly_as_serial_calls(store: Any) -> None:
     unique = search_jobs()
     serial = [hits_of(store.search(**job)) for job in unique]

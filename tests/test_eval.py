@@ -231,6 +231,7 @@ def test_the_report_counts_judged_queries_and_differences(evaluated: tuple[EvalR
     assert honeybee.relevant == 2  # grade 0 judgments are not relevant
 
 
+@pytest.mark.slow
 @requires_minilm
 def test_a_second_run_encodes_no_document(tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = write_collection(tmp_path / "data")
@@ -242,6 +243,7 @@ def test_a_second_run_encodes_no_document(tmp_path: Path, model: ColBERT, monkey
     assert second.first_stage == first.first_stage and second.reranked == first.reranked
 
 
+@pytest.mark.slow
 @requires_minilm
 def test_another_corpus_or_model_gets_its_own_store(tmp_path: Path, model: ColBERT, other_model: ColBERT) -> None:
     folder = write_collection(tmp_path / "data")
@@ -254,6 +256,7 @@ def test_another_corpus_or_model_gets_its_own_store(tmp_path: Path, model: ColBE
     assert other.encoded_documents == len(documents()) and edited.encoded_documents == len(documents()) + 1
 
 
+@pytest.mark.slow
 @requires_minilm
 def test_an_interrupted_run_resumes_where_it_stopped(
     tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch

@@ -42,6 +42,7 @@ def _exports_in_a_test_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "exports"))
 
 
+@pytest.mark.slow
 def test_every_configuration_has_its_own_cache_key(model: ColBERT, tmp_path: Path) -> None:
     folder = Path(model.name)
     fp32 = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=tmp_path / "onnx")
@@ -51,6 +52,7 @@ def test_every_configuration_has_its_own_cache_key(model: ColBERT, tmp_path: Pat
     assert model_key(ColBERT.from_pretrained(folder, device="cpu")) == model_key(model)
 
 
+@pytest.mark.slow
 def test_cli_eval_with_int8_and_pooling_records_them_and_caches_apart(
     model: ColBERT, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

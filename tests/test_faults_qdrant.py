@@ -271,6 +271,7 @@ def test_a_hanging_server_times_out_and_the_retry_succeeds(server: FakeQdrant, m
     assert server.requests.count("POST /collections/docs/points/count") == 2
 
 
+@pytest.mark.slow
 def test_a_server_that_always_hangs_fails_in_bounded_time(server: FakeQdrant, model: ColBERT) -> None:
     store = open_remote(server, model, retries=1)
     server.faults.append(Fault(r"POST /collections/docs/points/count", times=100, hang_s=30))

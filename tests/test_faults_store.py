@@ -18,7 +18,7 @@ from edgecolbert import ColBERT
 from edgecolbert.errors import InvalidInputError, ModelMismatchError, StoreDiskFullError, StoreError, StoreLockedError
 from edgecolbert.store import EdgeStore
 from edgecolbert.store.schema import model_identity
-from store_fixtures import CountingModel, open_store
+from store_fixtures import CountingModel, copy_store, open_store
 
 ENGINES = ["edge", "qdrant"]
 
@@ -173,8 +173,7 @@ def built_store(tmp_path_factory: pytest.TempPathFactory, model: ColBERT) -> Pat
 
 
 def damaged_copy(built: Path, tmp_path: Path, damage: Callable[[Path], object]) -> Path:
-    folder = tmp_path / "copy"
-    shutil.copytree(built, folder)
+    folder = copy_store(built, tmp_path / "copy")
     damage(folder)
     return folder
 
@@ -251,6 +250,7 @@ def _garble_internal_id(folder: Path) -> None:
     mappings.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_a_garbled_id_mapping_is_refused_before_the_engine_reads_it(built_store: Path, tmp_path: Path) -> None:
     """The engine would size a table by the garbled slot (about 32 GB) and abort the process."""
     folder = damaged_copy(built_store, tmp_path, _garble_internal_id)
@@ -263,6 +263,7 @@ def test_a_garbled_id_mapping_is_refused_before_the_engine_reads_it(built_store:
     assert "mutable_id_tracker.mappings is damaged" in done.stdout and str(folder) in done.stdout
 
 
+@pytest.mark.slow
 def test_a_deleted_segment_is_found_by_the_count_at_the_last_close(tmp_path: Path, model: ColBERT) -> None:
     folder = tmp_path / "store"
     with EdgeStore(folder, model) as store:
@@ -392,6 +393,7 @@ _CREATOR = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_creating_one_folder_leave_one_consistent_store(
     tmp_path: Path, model: ColBERT, other_model: ColBERT
 ) -> None:
@@ -443,6 +445,7 @@ _OPTIMIZER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["optimize", "close"])
 def test_kill_during_optimize_or_close_keeps_every_acknowledged_write(
     tmp_path: Path, model: ColBERT, phase: str

@@ -147,6 +147,7 @@ _INDEXER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_kill_during_indexing_loses_no_acknowledged_batch(
     tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -205,3 +206,26 @@ def test_truncation_is_reported_once_per_indexing_run(
     # doc_maxlen is 40: every text of 38 words or more is cut, over six write batches, reported once.
     assert len(warnings) == 1 and warnings[0].getMessage().startswith("28 of 30 documents")
     assert "28 documents were longer" in capsys.readouterr().out
+
+
+def test_the_truncation_warning_names_an_option_that_keeps_documents_whole(
+    tmp_path: Path, model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    corpus = tmp_path / "long.jsonl"
+    with corpus.open("w") as handle:
+        for i in range(10):
+            handle.write(json.dumps({"id": i, "text": " ".join(["word"] * 100)}) + "\n")
+    options = ["--model", str(model_dir), "--no-progress"]
+    with caplog.at_level("WARNING", logger="edgecolbert"):
+        assert main(["index", str(corpus), "--store", str(tmp_path / "cut"), *options]) == 0
+    (warning,) = [record.getMessage() for record in caplog.records if "truncated" in record.getMessage()]
+    assert "`--document-length N` on `edgecolbert index`" in warning
+    caplog.clear()
+    # What the warning names works: the model's doc_maxlen is 40, the option lifts it for this run.
+    with caplog.at_level("WARNING", logger="edgecolbert"):
+        whole = ["--store", str(tmp_path / "whole"), "--document-length", "200"]
+        assert main(["index", str(corpus), *whole, *options]) == 0
+    assert not [record for record in caplog.records if "truncated" in record.getMessage()]
+    with EdgeStore(tmp_path / "whole") as store:
+        assert store.model.document_length == 40  # reopening without the option uses the checkpoint's own
+        assert store.count() == 10

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import SHARED, build_minilm_checkpoint, requires_minilm
+from checkpoints import SHARED, requires_minilm
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 
-pytestmark = requires_minilm
+pytestmark = [requires_minilm, pytest.mark.slow]  # each test runs an example in a fresh Python
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = SHARED / "data" / "scifact"
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_minilm_checkpoint(tmp_path_factory.mktemp("minilm"))
+def minilm(shared_minilm: Path) -> Path:
+    return shared_minilm
 
 
 def _run(script: str, *args: str) -> str:

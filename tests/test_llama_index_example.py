@@ -20,7 +20,8 @@ try:
 except ImportError:  # not pip-installed: run the integration from this checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "llama-index"))
 
-pytestmark = requires_minilm  # real all-MiniLM-L6-v2 weights, wrapped as a late-interaction checkpoint
+# real all-MiniLM-L6-v2 weights, wrapped as a late-interaction checkpoint
+pytestmark = [requires_minilm, pytest.mark.slow]
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llama_index_rag.py"
 

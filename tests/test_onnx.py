@@ -86,12 +86,14 @@ def test_query_expansion_attended_matches_torch(tmp_path: Path) -> None:
     _assert_parity(folder, tmp_path / "cache")
 
 
+@pytest.mark.slow
 @requires_shared
 def test_edge_17m_layout_matches_torch(tmp_path: Path) -> None:
     # Full depth: local and global attention layers alternate, and documents pass the 128-token window.
     _assert_parity(build_edge_checkpoint(tmp_path / "edge", shape="17m"), tmp_path / "cache")
 
 
+@pytest.mark.slow
 @requires_minilm
 def test_minilm_layout_matches_torch_and_int8_stays_close(tmp_path: Path) -> None:
     folder = build_minilm_checkpoint(tmp_path / "minilm")

@@ -120,6 +120,7 @@ def _cosines(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.sum(got * expected, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
 
 
+@pytest.mark.slow
 @fused_kernels
 def test_int8_quantizes_the_split_projections_as_closely_as_the_plain_trace(tmp_path: Path) -> None:
     backbone, projection = _backbone(), nn.Linear(64, 16)

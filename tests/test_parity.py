@@ -53,20 +53,20 @@ DOCUMENTS = [
 Builder = Callable[[Path], Path]
 
 CHECKPOINTS: dict[str, tuple[Builder, list[pytest.MarkDecorator]]] = {
-    "edge-17m": (lambda p: build_edge_checkpoint(p, shape="17m"), [requires_shared]),
+    "edge-17m": (lambda p: build_edge_checkpoint(p, shape="17m"), [requires_shared, pytest.mark.slow]),
     "edge-cased-expansion": (
         lambda p: build_edge_checkpoint(p, num_hidden_layers=3, do_lower_case=False, do_query_expansion=True),
-        [requires_shared],
+        [requires_shared, pytest.mark.slow],
     ),
     "edge-attend-expansion": (
         lambda p: build_edge_checkpoint(
             p, num_hidden_layers=3, do_query_expansion=True, attend_to_expansion_tokens=True, query_length=24
         ),
-        [requires_shared],
+        [requires_shared, pytest.mark.slow],
     ),
     "stanford": (lambda p: build_stanford_checkpoint(p), []),
     "stanford-attend": (lambda p: build_stanford_checkpoint(p, attend_to_mask_tokens=True, doc_maxlen=64), []),
-    "minilm": (lambda p: build_minilm_checkpoint(p), [requires_minilm]),
+    "minilm": (lambda p: build_minilm_checkpoint(p), [requires_minilm, pytest.mark.slow]),
 }
 
 
@@ -134,12 +134,14 @@ def _check_parity(path: Path) -> None:
     _assert_same_scores(edgecolbert.maxsim(queries, documents).astype(np.float64), ref_scores)
 
 
+@pytest.mark.slow
 @requires_shared
 def test_expansion_queries_have_query_length_vectors(checkpoint_dirs) -> None:
     model = edgecolbert.ColBERT.from_pretrained(checkpoint_dirs("edge-cased-expansion", False), device="cpu")
     assert set(model.encode_queries(QUERIES).lengths.tolist()) == {model.query_length}
 
 
+@pytest.mark.slow
 @requires_shared
 def test_marker_token_follows_cls(checkpoint_dirs) -> None:
     model = edgecolbert.ColBERT.from_pretrained(checkpoint_dirs("edge-17m", False), device="cpu")

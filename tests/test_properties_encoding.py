@@ -27,6 +27,7 @@ def assert_unit_rows(vectors: np.ndarray, dim: int) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(texts=st.lists(TEXT, max_size=6))
 def test_any_documents_encode_to_finite_unit_vectors_independent_of_the_batch(model: ColBERT, texts: list[str]) -> None:
@@ -80,6 +81,7 @@ def brute_force_order(model: ColBERT, query: str, documents: list[str]) -> tuple
     return sorted(range(len(documents)), key=lambda i: (-scores[i], i)), scores
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(query=QUERY, documents=st.lists(TEXT, max_size=8), top_k=st.one_of(st.none(), st.integers(1, 10)))
 def test_rerank_matches_numpy_brute_force(

@@ -56,6 +56,7 @@ def test_any_text_round_trips_exactly(store: Any, texts: list[str]) -> None:
     assert store.count() == before
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(query=QUERY, texts=st.lists(TEXT, min_size=1, max_size=6))
 def test_rerank_of_stored_documents_matches_numpy(store: Any, model: ColBERT, query: str, texts: list[str]) -> None:

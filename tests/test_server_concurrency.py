@@ -34,6 +34,7 @@ async def _fire(url: str, bodies: Sequence[dict[str, Any]]) -> list[httpx.Respon
         return await asyncio.gather(*(client.post("/v1/rerank", json=body) for body in bodies))
 
 
+@pytest.mark.slow
 def test_200_concurrent_reranks_all_answer_correctly(model: ColBERT) -> None:
     bodies = [_request(i) for i in range(200)]
     app = create_app(reranker=Reranker(model), limits=ServiceLimits(workers=2))

@@ -119,6 +119,7 @@ def test_bad_batches_are_refused_whole(engine: str, tmp_path: Path, model: ColBE
     store.close()
 
 
+@pytest.mark.slow
 def test_add_documents_streams_in_bounded_batches(engine: str, tmp_path: Path, model: ColBERT) -> None:
     store = open_store(engine, tmp_path, model)
     consumed = 0
@@ -163,6 +164,7 @@ def test_float32_scores_equal_numpy_maxsim(engine: str, tmp_path: Path, model: C
     store.close()
 
 
+@pytest.mark.slow
 def test_float16_scores_are_within_one_percent(tmp_path: Path, model: ColBERT) -> None:
     # qdrant-client's local mode ignores the storage datatype, so only the embedded engine stores float16.
     store = _filled("edge", tmp_path, model)
@@ -174,6 +176,7 @@ def test_float16_scores_are_within_one_percent(tmp_path: Path, model: ColBERT) -
     store.close()
 
 
+@pytest.mark.slow
 def test_zero_padding_leaves_scores_unchanged(engine: str, tmp_path: Path, model: ColBERT) -> None:
     plain = _filled(engine, tmp_path / "plain", model, datatype="float32", vector_size=model.dim)
     padded = _filled(engine, tmp_path / "padded", model, datatype="float32")
@@ -426,6 +429,7 @@ def test_creation_options_reach_qdrant(model: ColBERT) -> None:
     assert calls[1]["quantization_config"] is binary
 
 
+@pytest.mark.slow
 def test_edge_store_with_int8_quantization_ranks_like_float32(tmp_path: Path, model: ColBERT) -> None:
     exact = _filled("edge", tmp_path / "exact", model, datatype="float32")
     quantized = _filled("edge", tmp_path / "int8", model, quantization="int8")

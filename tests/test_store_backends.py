@@ -30,14 +30,13 @@ def checkpoint(model: ColBERT) -> Path:
 
 
 @pytest.fixture(scope="module")
-def onnx_model(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> ColBERT:
-    return ColBERT.from_pretrained(checkpoint, backend="onnx", onnx_cache_dir=tmp_path_factory.mktemp("onnx"))
+def onnx_model(checkpoint: Path, shared_onnx_cache: Path) -> ColBERT:
+    return ColBERT.from_pretrained(checkpoint, backend="onnx", onnx_cache_dir=shared_onnx_cache)
 
 
 @pytest.fixture(scope="module")
-def int8_model(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> ColBERT:
-    cache = tmp_path_factory.mktemp("onnx-int8")
-    return ColBERT.from_pretrained(checkpoint, backend="onnx", quantize="int8", onnx_cache_dir=cache)
+def int8_model(checkpoint: Path, shared_onnx_cache: Path) -> ColBERT:
+    return ColBERT.from_pretrained(checkpoint, backend="onnx", quantize="int8", onnx_cache_dir=shared_onnx_cache)
 
 
 def _search_all(store: Any) -> list[list[tuple[str, float]]]:
@@ -97,6 +96,7 @@ def test_indexed_with_onnx_searched_and_extended_with_torch(
     assert hit.score == pytest.approx(_pooled_score(model, QUERIES[0], texts[45], 1), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_int8_queries_search_an_fp32_store(tmp_path: Path) -> None:
     # Real weights: on random ones int8 error says nothing about what users would see.
     folder = build_minilm_checkpoint(tmp_path / "minilm")

@@ -69,6 +69,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
         np.testing.assert_array_equal(left[name], right[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_saved_model_loads_alike_in_edgecolbert_and_sentence_transformers(
     tiny: Path, pairs: Path, tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ def test_saved_model_loads_alike_in_edgecolbert_and_sentence_transformers(
     assert not np.allclose(before[0], ours.encode_documents(PROBE)[0], atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (TOKENIZER_DIR / "tokenizer.json").is_file(), reason="../shared/models/modernbert-tokenizer is absent"
 )
@@ -124,6 +126,7 @@ def test_prefixes_and_lengths_survive_training(pairs: Path, tmp_path: Path, monk
         np.testing.assert_allclose(trained.encode_query(text), original.encode_query(text), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_model(tiny: Path, pairs: Path, tmp_path: Path) -> None:
     train(settings(tiny, pairs, tmp_path / "a", seed=3))
     train(settings(tiny, pairs, tmp_path / "b", seed=3))
@@ -133,6 +136,7 @@ def test_same_seed_gives_the_same_model(tiny: Path, pairs: Path, tmp_path: Path)
         assert_same_weights(tmp_path / "a", tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_one_does(
     tiny: Path, pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,6 +167,7 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(
     assert fresh.steps == 1 and fresh.resumed_from_step is None
 
 
+@pytest.mark.slow
 def test_teacher_scores_add_distillation(tiny: Path, tmp_path: Path) -> None:
     queries, documents = synonym_collection(24, seed=1)
     rows = [
@@ -180,6 +185,7 @@ def test_teacher_scores_add_distillation(tiny: Path, tmp_path: Path) -> None:
         train(settings(tiny, unscored, tmp_path / "out2", loss="distillation"))
 
 
+@pytest.mark.slow
 def test_teacher_checkpoint_scores_every_example(tiny: Path, pairs: Path, tmp_path: Path) -> None:
     report = train(settings(tiny, pairs, tmp_path / "out", teacher=str(tiny), max_steps=2))
     assert report.losses == ("contrastive", "distillation")
@@ -187,6 +193,7 @@ def test_teacher_checkpoint_scores_every_example(tiny: Path, pairs: Path, tmp_pa
     assert all(len(row["scores"]) == 2 for row in rows)
 
 
+@pytest.mark.slow
 def test_cli_trains_and_reports(tiny: Path, pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     args = ["train", "--model", str(tiny), "--train", str(pairs), "--out", str(out), "--max-steps", "2"]

@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("source", type=Path)
     convert.add_argument("target", type=Path)
     convert.add_argument("--query-length", type=int, default=64)
-    convert.add_argument("--document-length", type=int, default=256)
+    convert.add_argument(
+        "--document-length", type=int, default=None, help="tokens per document (default: all the backbone takes)"
+    )
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=_run_convert)
 
@@ -208,6 +210,13 @@ def _add_model_options(
             metavar="N",
             help="pool each document's token vectors to about 1/N of them (default 1: off; a store keeps its own)",
         )
+        parser.add_argument(
+            "--document-length",
+            type=int,
+            default=None,
+            metavar="N",
+            help="tokens per document before truncation (default: the checkpoint's; at most the backbone's positions)",
+        )
 
 
 def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,6 +238,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "quantize": args.quantize,
         "pool_factor": pool_factor,
         "compile": args.compile or None,
+        "document_length": getattr(args, "document_length", None),
     }
     return {"device": args.device, **{name: value for name, value in given.items() if value is not None}}
 

@@ -17,7 +17,13 @@ import torch
 from safetensors.torch import save_file
 
 from edgecolbert.encoding.checkpoint import load_json
-from edgecolbert.errors import InvalidInputError, MissingCheckpointFileError, UnsupportedCheckpointError
+from edgecolbert.encoding.tokenization import check_length
+from edgecolbert.errors import (
+    CorruptCheckpointError,
+    InvalidInputError,
+    MissingCheckpointFileError,
+    UnsupportedCheckpointError,
+)
 
 _BACKBONE_FILES = (
     "config.json",
@@ -28,6 +34,8 @@ _BACKBONE_FILES = (
     "vocab.txt",
     "sentence_bert_config.json",
 )
+# Architectures that number positions from pad_token_id + 1, so that many embeddings are never used.
+_OFFSET_POSITION_MODELS = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"})
 
 
 def from_sentence_transformer(
@@ -35,12 +43,19 @@ def from_sentence_transformer(
     target: str | Path,
     *,
     query_length: int = 64,
-    document_length: int = 256,
+    document_length: int | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a late-interaction checkpoint at ``target`` built on the Transformer of ``source``."""
+    """Write a late-interaction checkpoint at ``target`` built on the Transformer of ``source``.
+
+    ``document_length`` defaults to the most tokens the backbone can take (see
+    :func:`backbone_length_limit`); a length above that limit is refused.
+    """
     source, target = Path(source), Path(target)
     backbone = _transformer_folder(source)
+    limit = backbone_length_limit(backbone)
+    query_length = check_length("query_length", query_length, limit)
+    document_length = check_length("document_length", document_length or limit, limit)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise InvalidInputError(f"{target} exists and is not empty; pass overwrite=True to replace it.")
     target.mkdir(parents=True, exist_ok=True)
@@ -70,6 +85,31 @@ def from_sentence_transformer(
         },
     )
     return target
+
+
+def backbone_length_limit(backbone: str | Path) -> int:
+    """The most tokens, special tokens included, that the backbone in ``backbone`` can encode.
+
+    That is its position embeddings (less the offset RoBERTa-style models skip), capped by the
+    tokenizer's ``model_max_length`` where it states one. The sentence-transformers
+    ``max_seq_length`` (256 for all-MiniLM-L6-v2, whose BERT takes 512) is only the length the
+    sentence model was tuned at, so it does not limit token vectors. The converted checkpoint has
+    no query/document markers, so [CLS] and [SEP] are the only positions not given to text.
+    """
+    backbone = Path(backbone)
+    config = load_json(backbone / "config.json")
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, bool) or not isinstance(positions, int) or positions < 1:
+        raise CorruptCheckpointError(f"{backbone / 'config.json'} lacks a valid max_position_embeddings entry.")
+    if config.get("model_type") in _OFFSET_POSITION_MODELS:
+        pad = config.get("pad_token_id")
+        positions -= (pad if isinstance(pad, int) else 1) + 1
+    tokenizer_config = backbone / "tokenizer_config.json"
+    stated = load_json(tokenizer_config).get("model_max_length") if tokenizer_config.is_file() else None
+    # Tokenizers that state no limit save a huge sentinel (int(1e30)); only a real one caps.
+    if isinstance(stated, int) and not isinstance(stated, bool) and 0 < stated < positions:
+        return stated
+    return positions
 
 
 def _transformer_folder(source: Path) -> Path:

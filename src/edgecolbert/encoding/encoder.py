@@ -6,6 +6,7 @@ import copy
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -385,7 +386,7 @@ def _load_backbone(
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        with _transformers_errors_only():
+        with _transformers_errors_only(), _no_weight_loading_bar():
             model, info = AutoModel.from_pretrained(str(folder), config=config, output_loading_info=True, **kwargs)
     except Exception as exc:  # truncated or mismatched weights surface as many exception types
         raise CorruptCheckpointError(f"The backbone weights in {folder} could not be loaded: {exc}") from exc
@@ -413,6 +414,40 @@ def _transformers_errors_only() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(previous)
+
+
+_BAR_LOCK = threading.Lock()
+_bar_holders = 0
+_bar_settings = (True, False)  # (transformers bar enabled, hub bars disabled) as the caller had them
+
+
+@contextmanager
+def _no_weight_loading_bar() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar while we load, then give the caller's setting back.
+
+    The switch is process-wide, so concurrent loads count themselves in and the last one out restores it.
+    """
+    global _bar_holders, _bar_settings
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    with _BAR_LOCK:
+        if _bar_holders == 0:
+            # Turning transformers' bars back on also turns on the hub's, so that is recorded too.
+            _bar_settings = (hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled())
+            hf_logging.disable_progress_bar()
+        _bar_holders += 1
+    try:
+        yield
+    finally:
+        with _BAR_LOCK:
+            _bar_holders -= 1
+            if _bar_holders == 0:
+                transformers_bar, hub_bars_disabled = _bar_settings
+                if transformers_bar:
+                    hf_logging.enable_progress_bar()
+                if hub_bars_disabled != hub_utils.are_progress_bars_disabled():
+                    (hub_utils.disable_progress_bars if hub_bars_disabled else hub_utils.enable_progress_bars)()
 
 
 def _fingerprint(

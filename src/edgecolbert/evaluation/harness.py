@@ -52,6 +52,7 @@ def evaluate(
     pool_factor: int | None = None,
     onnx_cache_dir: str | os.PathLike[str] | None = None,
     compile: bool | None = None,
+    document_length: int | None = None,
 ) -> EvalReport:
     """Judge MaxSim reranking on a BEIR-layout collection.
 
@@ -63,7 +64,7 @@ def evaluate(
     with pytrec_eval. ``write_batch_size`` documents are encoded and written at a time; each written
     batch survives an interruption.
 
-    ``backend``, ``quantize``, ``pool_factor``, ``onnx_cache_dir`` and ``compile`` load the model as
+    ``backend``, ``quantize``, ``pool_factor``, ``onnx_cache_dir``, ``compile`` and ``document_length`` load the model as
     :meth:`ColBERT.from_pretrained` does (a given :class:`ColBERT` carries its own). Each combination
     keeps its own cached corpus vectors, and the report records which one was judged; ``compile``
     changes only the speed, so it shares the uncompiled model's cache.
@@ -82,6 +83,7 @@ def evaluate(
         pool_factor=pool_factor,
         onnx_cache_dir=onnx_cache_dir,
         compile=compile,
+        document_length=document_length,
     )
     folder = store_folder(
         cache_dir if cache_dir is not None else default_cache_dir(), dataset, collection.corpus_hash, encoder

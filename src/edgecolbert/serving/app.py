@@ -107,6 +107,7 @@ class ServiceSettings(BaseModel):
     quantize: Literal["int8"] | None = None
     compile: bool = Field(default=False, description="compile the torch backbone with TorchInductor")
     pool_factor: int | None = Field(default=None, ge=1, description="None: no pooling, or a store's own")
+    document_length: int | None = Field(default=None, ge=3, description="None: the checkpoint's own")
     limits: ServiceLimits = ServiceLimits()
 
     @model_validator(mode="after")
@@ -126,6 +127,8 @@ class ServiceSettings(BaseModel):
             kwargs["pool_factor"] = self.pool_factor
         if self.compile:
             kwargs["compile"] = True
+        if self.document_length is not None:
+            kwargs["document_length"] = self.document_length
         return kwargs
 
     def open(self) -> tuple[Reranker, BaseStore | None]:

@@ -222,8 +222,9 @@ class BaseStore:
     def _warn_truncated(self, report: AddReport) -> None:
         if report.truncated:
             logger.warning(
-                "%d of %d documents exceed %d tokens and were truncated; split them into passages, or open "
-                "the store with a model loaded with a larger document_length to keep them whole.",
+                "%d of %d documents exceed %d tokens and were truncated; split them into passages, or keep them "
+                "whole with a larger document length: `--document-length N` on `edgecolbert index` / `serve`, or "
+                "ColBERT.from_pretrained(..., document_length=N) (up to the backbone's position limit).",
                 report.truncated,
                 report.added + report.reencoded,
                 self.model.document_length,
