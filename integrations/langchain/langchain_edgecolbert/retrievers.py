@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from edgecolbert import ColBERT
 from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store import DEFAULT_STORE_PATH, BaseStore, DenseEmbedder, EdgeStore
+from edgecolbert.store.base import FirstStageName
 from edgecolbert.store.filters import parse_filter
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-FirstStage = Literal["bm25", "dense", "hybrid"]
+FirstStage = FirstStageName
 
 
 class SearchOptions(BaseModel):

@@ -8,12 +8,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from edgecolbert.encoding.backends.onnx import BACKENDS, QUANTIZATIONS
 from edgecolbert.encoding.encoder import MODEL_ENV_VAR, default_model_name
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
+from edgecolbert.evaluation.harness import FIRST_STAGES
 from edgecolbert.sources.pipeline import DEFAULT_COLLECTION
+from edgecolbert.store.base import FirstStageName
 from edgecolbert.store.edge import DEFAULT_STORE_PATH
 from edgecolbert.store.qdrant import API_KEY_ENV_VAR, URL_ENV_VAR
 from edgecolbert.training.cli import add_train_command
@@ -68,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_store_options(index)
     _add_model_options(index)
     index.add_argument("--write-batch", type=int, default=128, help="documents per acknowledged write")
+    index.add_argument(
+        "--muvera",
+        action="store_true",
+        help="give a new store a MUVERA vector (default settings) for --first-stage muvera / hybrid-muvera",
+    )
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
     index.set_defaults(run=_run_index)
 
@@ -76,13 +83,23 @@ def _parser() -> argparse.ArgumentParser:
     _add_store_options(search)
     search.add_argument("-k", type=int, default=10, help="number of hits")
     search.add_argument("--prefetch-k", type=int, default=100, help="first-stage candidates to rerank")
-    search.add_argument("--first-stage", choices=["bm25", "dense", "hybrid"], default=None)
+    search.add_argument("--first-stage", choices=get_args(FirstStageName), default=None)
     search.add_argument(
         "--filter", type=_json_filter, default=None, help='metadata filter as JSON, e.g. \'{"lang": "en"}\''
     )
     search.add_argument("--json", action="store_true", help="print a JSON list of hits")
     _add_model_options(search, default_help="the model the store was built with", encodes_documents=False)
     search.set_defaults(run=_run_search)
+
+    backfill = commands.add_parser(
+        "backfill-muvera",
+        help="give an existing store the MUVERA vector from its stored vectors (no re-encoding; resumable)",
+    )
+    _add_store_options(backfill)
+    backfill.add_argument("--write-batch", type=int, default=256, help="documents per acknowledged write")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_options(backfill, default_help="the model the store was built with", encodes_documents=False)
+    backfill.set_defaults(run=_run_backfill_muvera)
 
     serve = commands.add_parser("serve", help="run the HTTP rerank and search service")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
@@ -114,7 +131,12 @@ def _parser() -> argparse.ArgumentParser:
         "--dataset", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/"
     )
     evaluation.add_argument("--split", default="test", help="judgments to use: qrels/<split>.tsv")
-    evaluation.add_argument("--first-stage", choices=["bm25"], default="bm25", help="the store's BM25")
+    evaluation.add_argument(
+        "--first-stage",
+        choices=FIRST_STAGES,
+        default="bm25",
+        help="the store's BM25, its MUVERA vector (added from the cached corpus vectors), or both fused",
+    )
     evaluation.add_argument("--top-k", type=int, default=100, help="first-stage candidates to rerank")
     evaluation.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     evaluation.add_argument(
@@ -247,7 +269,7 @@ def _json_filter(value: str) -> object:
         raise argparse.ArgumentTypeError(f'--filter takes a JSON object such as {{"lang": "en"}}: {exc}') from exc
 
 
-def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool):  # type: ignore[no-untyped-def]
+def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool, **options: Any):  # type: ignore[no-untyped-def]
     from edgecolbert.sources.pipeline import open_store
 
     return open_store(
@@ -258,6 +280,7 @@ def _store_from_args(args: argparse.Namespace, model: str | None, *, create: boo
         model=model,
         create=create,
         encode_batch_size=args.batch_size,
+        **options,
         **_model_kwargs(args),
     )
 
@@ -265,7 +288,8 @@ def _store_from_args(args: argparse.Namespace, model: str | None, *, create: boo
 def _run_index(args: argparse.Namespace) -> int:
     from edgecolbert.sources.pipeline import index_path
 
-    with _store_from_args(args, args.model, create=True) as store:
+    muvera = {"muvera": True} if args.muvera else {}
+    with _store_from_args(args, args.model, create=True, **muvera) as store:
         summary = index_path(store, args.path, batch_size=args.write_batch, progress=not args.no_progress)
         report = summary.report
         print(
@@ -291,6 +315,13 @@ def _run_search(args: argparse.Namespace) -> int:
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.text.split())[:80]
         print(f"{rank:>3}  {hit.score:8.3f}  {hit.id}  {snippet}")
+    return 0
+
+
+def _run_backfill_muvera(args: argparse.Namespace) -> int:
+    with _store_from_args(args, args.model, create=False) as store:
+        filled = store.add_muvera(batch_size=args.write_batch, progress=not args.no_progress)
+        print(f"gave {filled} documents the muvera vector; all {store.count()} have it now")
     return 0
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from edgecolbert.store.base import FirstStageName
+
 # Stores keep integers as signed 64-bit (Qdrant payloads) and nest JSON only so deep.
 _INT64 = (-(2**63), 2**63 - 1)
 _MAX_DEPTH = 32
@@ -156,8 +158,10 @@ class SearchRequest(BaseModel):
     query: str
     k: int = Field(default=10, ge=1, description="Number of hits.")
     prefetch_k: int = Field(default=100, ge=1, description="First-stage candidates reranked by MaxSim.")
-    first_stage: Literal["bm25", "dense", "hybrid"] | None = Field(
-        default=None, description="bm25 (default when the store has it), dense, or both fused (hybrid)."
+    first_stage: FirstStageName | None = Field(
+        default=None,
+        description="bm25 (default when the store has it), dense, or both fused (hybrid); muvera (the store's "
+        "MUVERA vector) or hybrid-muvera (bm25 and muvera fused).",
     )
     filter: Filter = Field(default=None, description='Metadata filter, e.g. {"lang": "en", "year": {"gte": 2020}}.')
     dense_vector: list[FiniteFloat] | None = Field(

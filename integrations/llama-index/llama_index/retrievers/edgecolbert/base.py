@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
@@ -12,11 +12,12 @@ from llama_index.core.vector_stores.types import MetadataFilters
 
 from edgecolbert import InvalidInputError, InvalidTypeError
 from edgecolbert.store import BaseStore, Hit
+from edgecolbert.store.base import FirstStageName
 from edgecolbert.store.filters import MetadataFilter as StoreFilter
 from llama_index.retrievers.edgecolbert.filters import to_store_filter
 
 DEFAULT_PREFETCH_K = 100
-_FIRST_STAGES = (None, "bm25", "dense", "hybrid")
+_FIRST_STAGES = (None, *get_args(FirstStageName))
 
 
 class EdgeColbertRetriever(BaseRetriever):
@@ -25,8 +26,8 @@ class EdgeColbertRetriever(BaseRetriever):
     ``similarity_top_k``. Each result is a ``TextNode`` with the stored id, text and metadata; its
     score is the raw MaxSim.
 
-    ``first_stage`` is ``"bm25"``, ``"dense"`` or ``"hybrid"`` (None: the store's default, BM25 where
-    it has it). ``filters`` is edgecolbert's filter form (``{"year": {"gte": 2020}}``) or LlamaIndex
+    ``first_stage`` is ``"bm25"``, ``"dense"``, ``"hybrid"``, ``"muvera"`` or ``"hybrid-muvera"`` (None:
+    the store's default, BM25 where it has it). ``filters`` is edgecolbert's filter form (``{"year": {"gte": 2020}}``) or LlamaIndex
     ``MetadataFilters`` using AND with ==, in, any, contains and range operators.
     """
 
@@ -48,7 +49,8 @@ class EdgeColbertRetriever(BaseRetriever):
         _check_positive("similarity_top_k", similarity_top_k)
         _check_positive("prefetch_k", prefetch_k)
         if first_stage not in _FIRST_STAGES:
-            raise InvalidInputError(f"first_stage is None, 'bm25', 'dense' or 'hybrid'; got {first_stage!r}.")
+            names = ", ".join(repr(name) for name in _FIRST_STAGES)
+            raise InvalidInputError(f"first_stage is one of {names}; got {first_stage!r}.")
         self._store = store
         self.similarity_top_k = similarity_top_k
         self.prefetch_k = prefetch_k
