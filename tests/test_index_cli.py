@@ -205,3 +205,28 @@ def test_truncation_is_reported_once_per_indexing_run(
     # doc_maxlen is 40: every text of 38 words or more is cut, over six write batches, reported once.
     assert len(warnings) == 1 and warnings[0].getMessage().startswith("28 of 30 documents")
     assert "28 documents were longer" in capsys.readouterr().out
+
+
+def test_muvera_first_stages_from_the_command_line(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = _jsonl(tmp_path / "records.jsonl", 30)
+    with_vector, without = tmp_path / "with", tmp_path / "without"
+    common = ["--model", str(model_dir), "--no-progress"]
+    assert main(["index", str(records), "--store", str(with_vector), "--muvera", *common]) == 0
+    assert main(["index", str(records), "--store", str(without), *common]) == 0
+    capsys.readouterr()
+
+    search = ["search", "record about topic 4", "-k", "3", "--json", "--first-stage", "hybrid-muvera"]
+    assert main([*search, "--store", str(with_vector)]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert len(expected) == 3
+    assert main([*search, "--store", str(without)]) == 2
+    assert "has no muvera vector" in capsys.readouterr().err
+
+    assert main(["backfill-muvera", "--store", str(without), "--no-progress"]) == 0
+    assert "gave 30 documents the muvera vector" in capsys.readouterr().out
+    assert main([*search, "--store", str(without)]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+    assert main(["backfill-muvera", "--store", str(without), "--no-progress"]) == 0
+    assert "gave 0 documents" in capsys.readouterr().out
