@@ -379,8 +379,9 @@ class BaseStore:
         """Top ``k`` documents for ``query``.
 
         The first stage (BM25, the dense vector, or both fused with RRF; BM25 by default when the
-        store has it; or ``"muvera"``, ``"hybrid-muvera"``: the MUVERA vector alone or fused with BM25) proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their
-        stored token vectors orders them. Equal scores are ordered by point id at every cut, so the
+        store has it; ``"muvera"`` and ``"hybrid-muvera"``: the MUVERA vector alone or fused with BM25)
+        proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their stored token vectors
+        orders them. Equal scores are ordered by point id at every cut, so the
         same call on an unchanged store always returns the same hits.
         """
         self._check_query(query)
@@ -414,8 +415,8 @@ class BaseStore:
         """The first stage alone: the ``k`` candidates :meth:`search` would rerank, in first-stage order.
 
         Scores are the first stage's own (BM25, the dense or MUVERA similarity, or the RRF score of the
-        hybrids); only the MUVERA stages encode the query with the late-interaction model. Comparing this ranking with
-        :meth:`search` over the same candidates shows what the MaxSim rerank adds.
+        hybrids); only the MUVERA stages encode the query with the late-interaction model. Comparing
+        this ranking with :meth:`search` over the same candidates shows what the MaxSim rerank adds.
         """
         self._check_query(query)
         check_positive("k", k)
