@@ -28,9 +28,9 @@ import numpy as np
 from benchkit import SCIFACT, ForeignCpu, prepare_run
 
 from edgecolbert import ColBERT, MultiVectors, maxsim
-from edgecolbert.sources.beir import iter_corpus, load_qrels, load_queries
 from edgecolbert.encoding.convert import from_sentence_transformer
 from edgecolbert.encoding.pooling import pool_documents
+from edgecolbert.sources.beir import iter_corpus, load_qrels, load_queries
 
 
 def minilm_checkpoint() -> Path:

@@ -13,7 +13,7 @@ import pytest
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError
 from edgecolbert.cli import main
-from edgecolbert.errors import DatasetError
+from edgecolbert.errors import DatasetError, ModelMismatchError
 from edgecolbert.evaluation import (
     CACHE_ENV_VAR,
     METRICS,
@@ -24,6 +24,7 @@ from edgecolbert.evaluation import (
     per_query_path,
     ranked_run,
 )
+from edgecolbert.scoring.muvera import FdeParams
 from edgecolbert.store import EdgeStore
 
 pytrec_eval = pytest.importorskip("pytrec_eval", reason="evaluation scores with pytrec-eval-terrier")
@@ -379,3 +380,26 @@ def _count_encoded(model: ColBERT, monkeypatch: pytest.MonkeyPatch) -> list[str]
 
     monkeypatch.setattr(model, "encode_documents", counting)
     return encoded
+
+
+@requires_minilm
+def test_muvera_first_stages_reuse_the_cached_corpus_vectors(
+    tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_collection(tmp_path / "data")
+    bm25 = evaluate(folder, model, top_k=5, cache_dir=tmp_path / "cache")
+    encoded = _count_encoded(model, monkeypatch)
+    reports = {
+        stage: evaluate(folder, model, top_k=5, cache_dir=tmp_path / "cache", first_stage=stage)
+        for stage in ("muvera", "hybrid-muvera")
+    }
+    assert encoded == []
+    for stage, report in reports.items():
+        assert report.first_stage_method == stage and report.store == bm25.store
+        assert report.encoded_documents == 0 and report.n_queries == bm25.n_queries
+    with EdgeStore(bm25.store, model) as store:
+        assert store.schema.muvera == FdeParams().to_dict() and store.schema.muvera_complete
+    with pytest.raises(ModelMismatchError, match="muvera"):
+        evaluate(folder, model, top_k=5, cache_dir=tmp_path / "cache", first_stage="muvera", muvera=FdeParams(seed=1))
+    assert main(["eval", "--dataset", str(folder), "--first-stage", "hybrid-muvera", "--cache-dir",
+                 str(tmp_path / "cache"), "--model", model.name, "--top-k", "5", "--no-progress"]) == 0  # fmt: skip

@@ -229,3 +229,28 @@ def test_the_truncation_warning_names_an_option_that_keeps_documents_whole(
     with EdgeStore(tmp_path / "whole") as store:
         assert store.model.document_length == 40  # reopening without the option uses the checkpoint's own
         assert store.count() == 10
+
+
+def test_muvera_first_stages_from_the_command_line(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = _jsonl(tmp_path / "records.jsonl", 30)
+    with_vector, without = tmp_path / "with", tmp_path / "without"
+    common = ["--model", str(model_dir), "--no-progress"]
+    assert main(["index", str(records), "--store", str(with_vector), "--muvera", *common]) == 0
+    assert main(["index", str(records), "--store", str(without), *common]) == 0
+    capsys.readouterr()
+
+    search = ["search", "record about topic 4", "-k", "3", "--json", "--first-stage", "hybrid-muvera"]
+    assert main([*search, "--store", str(with_vector)]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert len(expected) == 3
+    assert main([*search, "--store", str(without)]) == 2
+    assert "has no muvera vector" in capsys.readouterr().err
+
+    assert main(["backfill-muvera", "--store", str(without), "--no-progress"]) == 0
+    assert "gave 30 documents the muvera vector" in capsys.readouterr().out
+    assert main([*search, "--store", str(without)]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+    assert main(["backfill-muvera", "--store", str(without), "--no-progress"]) == 0
+    assert "gave 0 documents" in capsys.readouterr().out

@@ -42,7 +42,8 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "qdrant":
         pytest.importorskip("qdrant_client")
     texts, ids, metadatas = corpus(N_DOCS)
-    with open_store(request.param, tmp_path_factory.mktemp("store"), model, dense=HashEmbedder()) as opened:
+    folder = tmp_path_factory.mktemp("store")
+    with open_store(request.param, folder, model, dense=HashEmbedder(), muvera=True) as opened:
         opened.add(texts, ids, metadatas)
         yield opened
 
@@ -54,7 +55,7 @@ def _as_hits(documents: list[Document]) -> list[tuple[str | None, float]]:
 # ---- EdgeColbertRetriever --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("first_stage", [None, "bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("first_stage", [None, "bm25", "dense", "hybrid", "muvera", "hybrid-muvera"])
 def test_results_are_the_stores_search(store: Any, first_stage: str | None) -> None:
     retriever = EdgeColbertRetriever(store=store, k=6, prefetch_k=15, first_stage=first_stage)
     found = retriever.invoke(QUERY)

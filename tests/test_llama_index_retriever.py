@@ -43,7 +43,7 @@ QUERY = "rivers and mountains in year 30"
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model: ColBERT) -> Iterator[Any]:
     # Read-only in every test: one filled store per engine serves the module.
     folder = tmp_path_factory.mktemp(f"retriever-{request.param}")
-    opened = open_store(request.param, folder, model, datatype="float32", dense=HashEmbedder())
+    opened = open_store(request.param, folder, model, datatype="float32", dense=HashEmbedder(), muvera=True)
     texts, ids, metadatas = corpus()
     opened.add(texts, ids=ids, metadatas=metadatas)
     yield opened
@@ -61,7 +61,7 @@ def _hits(hits: list[Any]) -> list[tuple[str, float, str, dict[str, Any]]]:
 # ---- results are the store's ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("first_stage", [None, "bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("first_stage", [None, "bm25", "dense", "hybrid", "muvera", "hybrid-muvera"])
 def test_results_are_the_stores_search(store: Any, first_stage: str | None) -> None:
     retriever = EdgeColbertRetriever(store, similarity_top_k=7, prefetch_k=20, first_stage=first_stage)
     results = retriever.retrieve(QUERY)

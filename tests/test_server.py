@@ -274,6 +274,7 @@ _STORE_ERRORS = [
     ("POST", "/v1/search", {"query": "note", "first_stage": "dense", "dense_vector": [0.5, 0.25]}),
     ("POST", "/v1/search", {"query": "note", "first_stage": "hybrid", "dense_vector": [0.5]}),
     ("POST", "/v1/search", {"query": "note", "filter": {"year": {"near": 3}}}),
+    ("POST", "/v1/search", {"query": "note", "first_stage": "muvera"}),
     ("POST", "/v1/search", {"query": "note", "filter": {"$year": 3}}),
     ("POST", "/v1/documents", {"documents": [{"text": "t", "metadata": {"a": float("nan")}}]}),
     ("DELETE", "/v1/documents", {"ids": [2**70]}),
@@ -296,6 +297,7 @@ def test_error_answers_never_show_the_store_path(
         assert response.json()["detail"]
         assert str(folder) not in response.text and folder.name not in response.text, response.text
     assert "<store> has no dense vector" in responses[0].json()["detail"]
+    assert "<store> has no muvera vector" in responses[4].json()["detail"]
     # The service log keeps what the answer leaves out.
     assert any(record.levelno >= logging.WARNING and str(folder) in record.getMessage() for record in caplog.records)
 

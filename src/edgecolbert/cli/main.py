@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_store_options(index)
     _add_model_options(index)
     index.add_argument("--write-batch", type=int, default=128, help="documents per acknowledged write")
+    index.add_argument(
+        "--muvera",
+        action="store_true",
+        help="give a new store a MUVERA vector (default settings) for --first-stage muvera / hybrid-muvera",
+    )
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
     index.set_defaults(run=_run_index)
 
@@ -102,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_model_options(explain, encodes_documents=False)
     explain.set_defaults(run=_run_explain)
+    backfill = commands.add_parser(
+        "backfill-muvera",
+        help="give an existing store the MUVERA vector from its stored vectors (no re-encoding; resumable)",
+    )
+    _add_store_options(backfill)
+    backfill.add_argument("--write-batch", type=int, default=256, help="documents per acknowledged write")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_options(backfill, default_help="the model the store was built with", encodes_documents=False)
+    backfill.set_defaults(run=_run_backfill_muvera)
 
     serve = commands.add_parser("serve", help="run the HTTP rerank and search service")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
@@ -134,7 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument("--split", default="test", help="judgments to use: qrels/<split>.tsv")
     evaluation.add_argument(
-        "--first-stage", choices=EVAL_FIRST_STAGES, default=EVAL_FIRST_STAGES[0], help="the store's BM25"
+        "--first-stage",
+        choices=EVAL_FIRST_STAGES,
+        default=EVAL_FIRST_STAGES[0],
+        help="the store's BM25, its MUVERA vector (added from the cached corpus vectors), or both fused",
     )
     evaluation.add_argument("--top-k", type=int, default=100, help="first-stage candidates to rerank")
     evaluation.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
@@ -348,7 +365,7 @@ def _json_filter(value: str) -> object:
         raise argparse.ArgumentTypeError(f'--filter takes a JSON object such as {{"lang": "en"}}: {exc}') from exc
 
 
-def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool):  # type: ignore[no-untyped-def]
+def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool, **options: Any):  # type: ignore[no-untyped-def]
     from edgecolbert.sources.pipeline import open_store
 
     return open_store(
@@ -359,6 +376,7 @@ def _store_from_args(args: argparse.Namespace, model: str | None, *, create: boo
         model=model,
         create=create,
         encode_batch_size=args.batch_size,
+        **options,
         **_model_kwargs(args),
     )
 
@@ -366,7 +384,8 @@ def _store_from_args(args: argparse.Namespace, model: str | None, *, create: boo
 def _run_index(args: argparse.Namespace) -> int:
     from edgecolbert.sources.pipeline import index_path
 
-    with _store_from_args(args, args.model, create=True) as store:
+    muvera = {"muvera": True} if args.muvera else {}
+    with _store_from_args(args, args.model, create=True, **muvera) as store:
         summary = index_path(store, args.path, batch_size=args.write_batch, progress=not args.no_progress)
         report = summary.report
         print(
@@ -430,6 +449,13 @@ def _run_explain(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty()
     for passage in passages:
         print(f"{passage.score:6.3f}  {marked(text, passage.start, passage.end, passage.spans, tty=tty)}")
+    return 0
+
+
+def _run_backfill_muvera(args: argparse.Namespace) -> int:
+    with _store_from_args(args, args.model, create=False) as store:
+        filled = store.add_muvera(batch_size=args.write_batch, progress=not args.no_progress)
+        print(f"gave {filled} documents the muvera vector; all {store.count()} have it now")
     return 0
 
 

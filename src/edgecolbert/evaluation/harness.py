@@ -18,18 +18,20 @@ from edgecolbert.evaluation.cache import default_cache_dir, store_folder
 from edgecolbert.evaluation.collection import JudgedCollection, load_collection
 from edgecolbert.evaluation.metrics import mean_metrics, per_query_metrics, ranked_run
 from edgecolbert.evaluation.report import EvalReport, Metrics, QueryResult
+from edgecolbert.scoring.muvera import FdeParams
 from edgecolbert.sources.beir import iter_corpus
 from edgecolbert.store.base import check_positive
 from edgecolbert.store.documents import StoreDocument
 from edgecolbert.store.edge import EdgeStore
-from edgecolbert.store.stages import EVAL_FIRST_STAGES
+from edgecolbert.store.stages import EVAL_FIRST_STAGES, MUVERA_STAGES
 
 logger = logging.getLogger(__name__)
 
-FirstStageMethod = Literal["bm25"]
+FirstStageMethod = Literal["bm25", "muvera", "hybrid-muvera"]
 # The store's own BM25 (Qdrant Edge's, stemmed, IDF from the stored corpus) rather than a separate BM25 library:
 # the candidates are then exactly what store.search() reranks. On SciFact's 300 test queries it scored NDCG@10
-# 0.683 against 0.662 for bm25s with English stopwords, so nothing is lost by it.
+# 0.683 against 0.662 for bm25s with English stopwords, so nothing is lost by it. The MUVERA stages use the
+# store's MUVERA vector, computed from the cached corpus vectors on first use (nothing is encoded again).
 FIRST_STAGES = EVAL_FIRST_STAGES
 ENCODER_LOGGER = "edgecolbert.encoding.encoder"
 
@@ -53,6 +55,7 @@ def evaluate(
     onnx_cache_dir: str | os.PathLike[str] | None = None,
     compile: bool | None = None,
     document_length: int | None = None,
+    muvera: FdeParams | None = None,
 ) -> EvalReport:
     """Judge MaxSim reranking on a BEIR-layout collection.
 
@@ -68,6 +71,10 @@ def evaluate(
     :meth:`ColBERT.from_pretrained` does (a given :class:`ColBERT` carries its own). Each combination
     keeps its own cached corpus vectors, and the report records which one was judged; ``compile``
     changes only the speed, so it shares the uncompiled model's cache.
+
+    ``first_stage="muvera"`` or ``"hybrid-muvera"`` first gives the cached store its MUVERA vector from
+    the stored corpus vectors (with ``muvera``, default :class:`FdeParams`; a store that has the vector
+    keeps its settings and refuses others).
     """
     started = time.perf_counter()
     check_positive("top_k", top_k)
@@ -92,6 +99,8 @@ def evaluate(
     with EdgeStore(folder, encoder, encode_batch_size=encode_batch_size) as store:
         index_started = time.perf_counter()
         encoded = _index_corpus(store, collection, write_batch_size, progress)
+        if first_stage in MUVERA_STAGES:
+            store.add_muvera(muvera, batch_size=write_batch_size, progress=progress)
         index_seconds = time.perf_counter() - index_started
         query_started = time.perf_counter()
         first, reranked = _rank(store, collection.queries, first_stage, top_k, progress)

@@ -207,7 +207,9 @@ class SearchRequest(BaseModel):
     )
     prefetch_k: int = Field(default=100, ge=1, description="First-stage candidates reranked by MaxSim.")
     first_stage: FirstStageName | None = Field(
-        default=None, description="bm25 (default when the store has it), dense, or both fused (hybrid)."
+        default=None,
+        description="bm25 (default when the store has it), dense, or both fused (hybrid); muvera (the store's "
+        "MUVERA vector) or hybrid-muvera (bm25 and muvera fused).",
     )
     filter: Filter = Field(default=None, description='Metadata filter, e.g. {"lang": "en", "year": {"gte": 2020}}.')
     dense_vector: list[FiniteFloat] | None = Field(

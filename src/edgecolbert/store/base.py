@@ -25,7 +25,9 @@ from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.errors import MISSING, DocumentNotFoundError, InvalidInputError, InvalidTypeError, renamed_keyword
 from edgecolbert.scoring.cache import content_hash
 from edgecolbert.scoring.explain import Explanation, explain
+from edgecolbert.scoring.muvera import FdeParams
 from edgecolbert.scoring.reranker import check_query
+from edgecolbert.store.backfill import add_muvera
 from edgecolbert.store.engine import (
     Engine,
     FirstStage,
@@ -36,6 +38,7 @@ from edgecolbert.store.engine import (
     StoredPoint,
 )
 from edgecolbert.store.filters import MetadataFilter, parse_filter
+from edgecolbert.store.muvera_stage import document_encodings, query_stage
 from edgecolbert.store.ranking import exact_top, first_stage_top, with_payloads
 from edgecolbert.store.schema import (
     BM25,
@@ -46,11 +49,9 @@ from edgecolbert.store.schema import (
     content_id,
     point_id,
 )
-from edgecolbert.store.stages import FirstStageName, check_first_stage
+from edgecolbert.store.stages import MUVERA_STAGES, FirstStageName, check_first_stage
 
 logger = logging.getLogger(__name__)
-
-
 
 
 @runtime_checkable
@@ -268,6 +269,25 @@ class BaseStore:
                 self.engine.upsert(points)
         return report
 
+    def add_muvera(
+        self,
+        params: FdeParams | None = None,
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+        on_batch: Callable[[list[PointId]], None] | None = None,
+    ) -> int:
+        """Give every stored document the MUVERA vector, from its stored token vectors; returns how many got one.
+
+        Nothing is re-encoded. Resumable: an interrupted call leaves finished batches in place and the
+        next call fills the rest (with the settings recorded by the first; ``params`` defaults to
+        :class:`FdeParams`'s). ``on_batch`` receives the point ids of each batch once written.
+        """
+        self._check_open()
+        check_positive("batch_size", batch_size)
+        with self._write_lock:
+            return add_muvera(self, params, batch_size=batch_size, progress=progress, on_batch=on_batch)
+
     def _stored_metadata(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         return dict(payload.get(self.schema.metadata_key) or {})
 
@@ -278,14 +298,17 @@ class BaseStore:
             report.truncated += n
 
         colbert = self.model.encode_documents(texts, batch_size=self.encode_batch_size, on_truncation=count_truncated)
+        stored = [self._storage_vectors(vectors) for vectors in colbert]
         dense = self._dense_documents(texts, dense_vectors)
+        muvera = document_encodings(self.schema, stored)
         return [
             PreparedPoint(
                 point_id=item.point_id,
-                colbert=self._storage_vectors(colbert[index]),
+                colbert=stored[index],
                 payload=self._payload(item),
                 bm25=self._bm25_document(item.document.text),
                 dense=None if dense is None else dense[index],
+                muvera=None if muvera is None else muvera[index],
             )
             for index, item in enumerate(items)
         ]
@@ -362,18 +385,19 @@ class BaseStore:
         """Top ``top_k`` documents for ``query`` (``k=`` is the deprecated name of ``top_k``).
 
         The first stage (BM25, the dense vector, or both fused with RRF; BM25 by default when the
-        store has it) proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their
-        stored token vectors orders them. Equal scores are ordered by point id at every cut, so the
+        store has it; ``"muvera"`` and ``"hybrid-muvera"``: the MUVERA vector alone or fused with BM25)
+        proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their stored token vectors
+        orders them. Equal scores are ordered by point id at every cut, so the
         same call on an unchanged store always returns the same hits.
         """
         top_k = renamed_keyword("k", "top_k", k, top_k, 10)
         self._check_query(query)
         check_positive("top_k", top_k)
         check_positive("prefetch_k", prefetch_k)
-        stages = self._first_stages(query, first_stage, dense_vector)
+        colbert = self._query_vectors(query)
+        stages = self._first_stages(query, first_stage, dense_vector, colbert)
         conditions = parse_filter(filter)
         prefix = self.schema.metadata_key
-        colbert = self._query_vectors(query)
         candidates = first_stage_top(self.engine, stages, prefetch_k, conditions, prefix, with_payload=False)
         if not candidates:
             return []
@@ -398,9 +422,9 @@ class BaseStore:
     ) -> list[Hit]:
         """The first stage alone: the ``top_k`` candidates :meth:`search` would rerank, in first-stage order.
 
-        Scores are the first stage's own (BM25, the dense similarity, or the RRF score for ``"hybrid"``);
-        the query is not encoded by the late-interaction model. Comparing this ranking with
-        :meth:`search` over the same candidates shows what the MaxSim rerank adds.
+        Scores are the first stage's own (BM25, the dense or MUVERA similarity, or the RRF score of the
+        hybrids); only the MUVERA stages encode the query with the late-interaction model. Comparing
+        this ranking with :meth:`search` over the same candidates shows what the MaxSim rerank adds.
         """
         top_k = renamed_keyword("k", "top_k", k, top_k, 100)
         self._check_query(query)
@@ -465,18 +489,25 @@ class BaseStore:
         return self._storage_vectors(self.model.encode_query(query))
 
     def _first_stages(
-        self, query: str, first_stage: FirstStageName | None, dense_vector: Sequence[float] | None
+        self,
+        query: str,
+        first_stage: FirstStageName | None,
+        dense_vector: Sequence[float] | None,
+        query_vectors: np.ndarray | None = None,
     ) -> list[FirstStage]:
         if first_stage is None:
             first_stage = "bm25" if self.schema.bm25 else "dense"
         check_first_stage(first_stage)
         stages = []
-        if first_stage in ("bm25", "hybrid"):
+        if first_stage in ("bm25", "hybrid", "hybrid-muvera"):
             if self._bm25 is None:
                 raise InvalidInputError(f"{self.where} has no BM25 vector; use first_stage='dense'.")
             stages.append(FirstStage(BM25, _sparse_terms(self._bm25.embed_query(query))))
         if first_stage in ("dense", "hybrid"):
             stages.append(FirstStage(self._dense_name(), self._dense_query(query, dense_vector)))
+        if first_stage in MUVERA_STAGES:
+            vectors = self._query_vectors(query) if query_vectors is None else query_vectors
+            stages.append(query_stage(self.schema, vectors, self.where))
         return stages
 
     def _dense_name(self) -> str:

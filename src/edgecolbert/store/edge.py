@@ -17,8 +17,18 @@ from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.defaults import DEFAULT_STORE_PATH
 from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
+from edgecolbert.store.muvera_stage import MuveraOption, fde_size, stored_params
 from edgecolbert.store.options import StoreOptions, resolve_store_model
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, Quantization, StoreSchema, check_model, load_schema
+from edgecolbert.store.schema import (
+    BM25,
+    COLBERT,
+    MUVERA,
+    Datatype,
+    Quantization,
+    StoreSchema,
+    check_model,
+    load_schema,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +89,7 @@ class EdgeStore(BaseStore):
         dense_size: int | None = None,
         bm25: bool = True,
         bm25_language: str = "english",
+        muvera: MuveraOption = None,
         on_disk: bool = False,
         encode_batch_size: int = 16,
         **model_kwargs: Any,
@@ -92,6 +103,7 @@ class EdgeStore(BaseStore):
             dense_size=dense_size,
             bm25=bm25,
             bm25_language=bm25_language,
+            muvera=muvera,
         )
         existing = _read_schema(self.path)
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
@@ -119,6 +131,10 @@ class EdgeStore(BaseStore):
             count = self.engine.count()
             super().close()
         _write_atomically(self.path / CLOSED_COUNT_FILE, json.dumps({"count": count}))
+
+    def _record_schema(self, schema: StoreSchema) -> None:
+        _write_schema(self.path, schema)
+        self.schema = schema
 
     def optimize(self) -> None:
         """Merge segments after a bulk load; searches over many small segments are slower."""
@@ -288,6 +304,8 @@ class EdgeEngine:
             vectors[BM25] = edge.SparseVector(point.bm25.indices, point.bm25.values)
         if point.dense is not None and self._schema.dense_name is not None:
             vectors[self._schema.dense_name] = point.dense
+        if point.muvera is not None:
+            vectors[MUVERA] = point.muvera
         return edge.Point(point.point_id, vectors, point.payload)
 
     def set_payload(self, point_id: PointId, payload: dict[str, Any]) -> None:
@@ -321,6 +339,30 @@ class EdgeEngine:
         if plan.point_ids is not None:
             must.append(edge.HasIdCondition(set(plan.point_ids)))
         return edge.Filter(must=must) if must else None
+
+    def add_vector(self, name: str, size: int) -> None:
+        # The shard records its vectors in its config file; the engine offers no other way to list them.
+        config = json.loads((self._folder / "edge_config.json").read_text(encoding="utf-8"))
+        if name in config.get("vectors", {}):
+            return
+        check_free_space(self._folder, 0, "adding a vector")
+        self.shard.update(self._edge.UpdateOperation.create_dense_vector(name, size, self._edge.Distance.Dot))
+
+    def lacking_vector(self, name: str, having: str, limit: int) -> list[PointId]:
+        edge = self._edge
+        lacking = edge.Filter(must=[edge.HasVectorCondition(having)], must_not=[edge.HasVectorCondition(name)])
+        records, _ = self.shard.scroll(edge.ScrollRequest(limit=limit, filter=lacking, with_payload=False))
+        return [_normal_id(record.id) for record in records]
+
+    def vectors(self, point_ids: Sequence[PointId], name: str) -> dict[PointId, Any]:
+        records = self.shard.retrieve(list(point_ids), with_payload=False, with_vector=[name])
+        return {_normal_id(record.id): (record.vector or {})[name] for record in records}
+
+    def set_vectors(self, name: str, vectors: dict[PointId, Any]) -> None:
+        edge = self._edge
+        check_free_space(self._folder, sum(4 * len(vector) for vector in vectors.values()), "writing vectors")
+        points = [edge.PointVectors(point_id, {name: vector}) for point_id, vector in vectors.items()]
+        self.shard.update(edge.UpdateOperation.update_vectors(points))
 
     def close(self) -> None:
         self.shard.flush()
@@ -386,6 +428,15 @@ def _edge_config(edge: Any, schema: StoreSchema, on_disk: bool) -> Any:
     }
     if schema.dense_name is not None and schema.dense_size is not None:
         vectors[schema.dense_name] = edge.EdgeVectorParams(size=schema.dense_size, distance=edge.Distance.Cosine)
+    muvera = stored_params(schema)
+    if muvera is not None:
+        # Encodings' inner products approximate MaxSim, so the index ranks by dot product.
+        vectors[MUVERA] = edge.EdgeVectorParams(
+            size=fde_size(muvera, schema),
+            distance=edge.Distance.Dot,
+            hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+            on_disk=on_disk,
+        )
     sparse = {BM25: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)} if schema.bm25 else None
     return edge.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
 
@@ -393,7 +444,8 @@ def _edge_config(edge: Any, schema: StoreSchema, on_disk: bool) -> Any:
 def _point_bytes(point: PreparedPoint) -> int:
     sparse = 0 if point.bm25 is None else 8 * len(point.bm25.indices)
     dense = 0 if point.dense is None else 4 * len(point.dense)
-    return int(point.colbert.size) * 4 + sparse + dense + _json_bytes(point.payload)
+    muvera = 0 if point.muvera is None else 4 * len(point.muvera)
+    return int(point.colbert.size) * 4 + sparse + dense + muvera + _json_bytes(point.payload)
 
 
 def _json_bytes(payload: dict[str, Any]) -> int:

@@ -28,6 +28,7 @@ class PreparedPoint:
     payload: dict[str, Any]
     bm25: SparseTerms | None = None
     dense: list[float] | None = None
+    muvera: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -75,5 +76,21 @@ class Engine(Protocol):
     def count(self) -> int: ...
 
     def query(self, plan: QueryPlan) -> list[StoredPoint]: ...
+
+    def add_vector(self, name: str, size: int) -> None:
+        """Create a dot-product dense vector ``name`` unless the collection already has it."""
+        ...
+
+    def lacking_vector(self, name: str, having: str, limit: int) -> list[PointId]:
+        """Up to ``limit`` ids of points that have the vector ``having`` but not ``name``."""
+        ...
+
+    def vectors(self, point_ids: Sequence[PointId], name: str) -> dict[PointId, Any]:
+        """The stored ``name`` vectors of those points that exist, as the engine returns them."""
+        ...
+
+    def set_vectors(self, name: str, vectors: dict[PointId, np.ndarray]) -> None:
+        """Set (or overwrite) one named vector of existing points."""
+        ...
 
     def close(self) -> None: ...

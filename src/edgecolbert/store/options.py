@@ -10,6 +10,8 @@ from typing import Any
 
 from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError, InvalidTypeError, StoreError
+from edgecolbert.store.muvera_stage import MuveraOption, check_reopen, creation_params
+from edgecolbert.store.muvera_stage import check_option as check_muvera_option
 from edgecolbert.store.schema import (
     DENSE,
     Datatype,
@@ -35,8 +37,11 @@ class StoreOptions:
     dense_size: int | None = None
     bm25: bool = True
     bm25_language: str = "english"
+    # True or an FdeParams: give documents a MUVERA vector (True: default settings, or the store's when opening).
+    muvera: MuveraOption = None
 
     def check(self) -> None:
+        check_muvera_option(self.muvera)
         if self.datatype is not None and self.datatype not in _DATATYPES:
             raise InvalidInputError(f"datatype is one of {_DATATYPES}; got {self.datatype!r}.")
         if self.quantization is not None and self.quantization not in _QUANTIZATIONS:
@@ -64,6 +69,7 @@ def resolve_store_model(
         )
         check_model(existing, encoder, where)
         _check_unchanged(existing, options, where)
+        check_reopen(existing, options.muvera, where)
         return pooled_as_stored(existing, encoder, where), existing
     encoder = _load(model, model_kwargs)
     return encoder, new_schema(encoder, options, dense)
@@ -101,6 +107,7 @@ def new_schema(encoder: ColBERT, options: StoreOptions, dense: Any, *, dense_nam
     dense_size = options.dense_size
     if dense_size is None and dense is not None:
         dense_size = len(dense.embed_query(_DENSE_PROBE))
+    muvera = creation_params(options.muvera)
     return StoreSchema(
         model=_model_name(encoder),
         model_identity=model_identity(encoder),
@@ -113,6 +120,7 @@ def new_schema(encoder: ColBERT, options: StoreOptions, dense: Any, *, dense_nam
         dense_name=dense_name if dense_size is not None else None,
         dense_size=dense_size,
         pool_factor=encoder.pool_factor,
+        muvera=None if muvera is None else muvera.to_dict(),
     )
 
 

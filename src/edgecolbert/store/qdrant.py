@@ -22,9 +22,10 @@ from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, pay
 from edgecolbert.store.defaults import API_KEY_ENV_VAR, URL_ENV_VAR
 from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
 from edgecolbert.store.filters import Condition, payload_key
+from edgecolbert.store.muvera_stage import MuveraOption, fde_size, stored_params
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
 from edgecolbert.store.retry import RetryPolicy, call_with_retries
-from edgecolbert.store.schema import BM25, COLBERT, Datatype, StoreSchema, load_schema
+from edgecolbert.store.schema import BM25, COLBERT, MUVERA, Datatype, StoreSchema, load_schema
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -87,6 +88,7 @@ class QdrantStore(BaseStore):
         dense_size: int | None = None,
         bm25: bool = True,
         bm25_language: str = "english",
+        muvera: MuveraOption = None,
         shard_number: int | None = None,
         replication_factor: int | None = None,
         on_disk: bool | None = None,
@@ -109,6 +111,7 @@ class QdrantStore(BaseStore):
             dense_size=dense_size,
             bm25=bm25,
             bm25_language=bm25_language,
+            muvera=muvera,
         )
         existing = calls("reading the collection", lambda: _read_schema(self.client, collection))
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
@@ -206,6 +209,13 @@ class QdrantStore(BaseStore):
         check_positive("batch_size", batch_size)
         return _backfill(self, batch_size=batch_size, progress=progress)
 
+    def _record_schema(self, schema: StoreSchema) -> None:
+        self.calls(
+            "recording the schema",
+            lambda: self.client.update_collection(self.collection, metadata={METADATA_FIELD: schema.model_dump()}),
+        )
+        self.schema = schema
+
     def __repr__(self) -> str:
         return f"QdrantStore(collection={self.collection!r}, model={self.schema.model!r})"
 
@@ -283,6 +293,12 @@ def _create_collection(
     if schema.dense_name is not None and schema.dense_size is not None:
         vectors[schema.dense_name] = models.VectorParams(
             size=schema.dense_size, distance=models.Distance.COSINE, on_disk=on_disk
+        )
+    muvera = stored_params(schema)
+    if muvera is not None:
+        # Encodings' inner products approximate MaxSim, so the index ranks by dot product.
+        vectors[MUVERA] = models.VectorParams(
+            size=fde_size(muvera, schema), distance=models.Distance.DOT, on_disk=on_disk
         )
     if quantization is None and schema.quantization == "int8":
         quantization = models.ScalarQuantization(
@@ -462,6 +478,8 @@ class QdrantEngine:
             vectors[BM25] = models.SparseVector(indices=point.bm25.indices, values=point.bm25.values)
         if point.dense is not None and self._schema.dense_name is not None:
             vectors[self._schema.dense_name] = point.dense
+        if point.muvera is not None:
+            vectors[MUVERA] = point.muvera.tolist()
         return models.PointStruct(id=point.point_id, vector=vectors, payload=point.payload)
 
     def set_payload(self, point_id: PointId, payload: dict[str, Any]) -> None:
@@ -502,6 +520,40 @@ class QdrantEngine:
         if plan.point_ids is not None:
             must.append(models.HasIdCondition(has_id=list(plan.point_ids)))
         return models.Filter(must=must) if must else None
+
+    def add_vector(self, name: str, size: int) -> None:
+        if name in self._calls("inspecting the collection", lambda: _vector_names(self.client, self.collection)):
+            return
+        models = self._models
+        config = models.DenseVectorNameConfig(dense=models.DenseVectorConfig(size=size, distance=models.Distance.DOT))
+        self._calls("adding a vector", lambda: self.client.create_vector_name(self.collection, name, config))
+
+    def lacking_vector(self, name: str, having: str, limit: int) -> list[PointId]:
+        models = self._models
+        lacking = models.Filter(
+            must=[models.HasVectorCondition(has_vector=having)],
+            must_not=[models.HasVectorCondition(has_vector=name)],
+        )
+        points, _ = self._calls(
+            "scroll",
+            lambda: self.client.scroll(
+                self.collection, scroll_filter=lacking, limit=limit, with_payload=False, with_vectors=False
+            ),
+        )
+        return [point.id for point in points]
+
+    def vectors(self, point_ids: Sequence[PointId], name: str) -> dict[PointId, Any]:
+        records = self._calls(
+            "retrieve",
+            lambda: self.client.retrieve(self.collection, list(point_ids), with_payload=False, with_vectors=[name]),
+        )
+        return {record.id: (record.vector or {})[name] for record in records}
+
+    def set_vectors(self, name: str, vectors: dict[PointId, Any]) -> None:
+        models = self._models
+        points = [models.PointVectors(id=pid, vector={name: np.asarray(v).tolist()}) for pid, v in vectors.items()]
+        # Setting a point's vector again writes the same vector: safe to repeat.
+        self._calls("update_vectors", lambda: self.client.update_vectors(self.collection, points, wait=True))
 
     def close(self) -> None:
         # The client may be shared with the caller's own code (langchain-qdrant, LlamaIndex): leave it open.

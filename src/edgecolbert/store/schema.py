@@ -15,6 +15,7 @@ from edgecolbert.errors import InvalidInputError, ModelMismatchError
 COLBERT = "colbert"
 BM25 = "bm25"
 DENSE = "dense"
+MUVERA = "muvera"
 TEXT_KEY = "text"
 METADATA_KEY = "metadata"
 HASH_KEY = "content_hash"
@@ -48,6 +49,10 @@ class StoreSchema(BaseModel):
     dense_size: int | None = None
     # Token pooling of the stored document vectors; stores made before it was recorded are unpooled.
     pool_factor: int = Field(default=1, ge=1)
+    # FdeParams.to_dict() of the MUVERA vector's encodings; None (and stores made before it existed): no such vector.
+    muvera: dict[str, int | None] | None = None
+    # False while a backfill of the MUVERA vector is under way: only some points have one yet.
+    muvera_complete: bool = True
     text_key: str = TEXT_KEY
     metadata_key: str = METADATA_KEY
     layout: Literal["edgecolbert", "langchain", "llama-index"] = "edgecolbert"

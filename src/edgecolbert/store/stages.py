@@ -6,12 +6,16 @@ from typing import Literal, get_args
 
 from edgecolbert.errors import InvalidInputError
 
-FirstStageName = Literal["bm25", "dense", "hybrid"]
+FirstStageName = Literal["bm25", "dense", "hybrid", "muvera", "hybrid-muvera"]
 FIRST_STAGES: tuple[FirstStageName, ...] = get_args(FirstStageName)
-"""The first stages a store search can use: BM25, the dense vector, or both fused with RRF."""
+"""The first stages a store search can use: BM25, the dense vector, both fused with RRF, the MUVERA vector, or
+BM25 and MUVERA fused."""
 
-EVAL_FIRST_STAGES: tuple[FirstStageName, ...] = ("bm25",)
-"""The first stages ``edgecolbert eval`` measures: the ones every store it builds has."""
+MUVERA_STAGES: tuple[FirstStageName, ...] = FIRST_STAGES[3:]
+"""The stages that need the store's MUVERA vector."""
+
+EVAL_FIRST_STAGES: tuple[FirstStageName, ...] = (FIRST_STAGES[0], *MUVERA_STAGES)
+"""The first stages ``edgecolbert eval`` measures: BM25 and those its stores can add from cached vectors."""
 
 
 def check_first_stage(first_stage: object) -> None:

@@ -23,8 +23,8 @@ class EdgeColbertRetriever(BaseRetriever):
     ``similarity_top_k``. Each result is a ``TextNode`` with the stored id, text and metadata; its
     score is the raw MaxSim.
 
-    ``first_stage`` is ``"bm25"``, ``"dense"`` or ``"hybrid"`` (None: the store's default, BM25 where
-    it has it). ``filters`` is edgecolbert's filter form (``{"year": {"gte": 2020}}``) or LlamaIndex
+    ``first_stage`` is ``"bm25"``, ``"dense"``, ``"hybrid"``, ``"muvera"`` or ``"hybrid-muvera"`` (None:
+    the store's default, BM25 where it has it). ``filters`` is edgecolbert's filter form (``{"year": {"gte": 2020}}``) or LlamaIndex
     ``MetadataFilters`` using AND with ==, in, any, contains and range operators.
     """
 
