@@ -1,4 +1,5 @@
-"""Shared pieces for store tests: a small model, both engines, a deterministic dense embedder."""
+"""Shared pieces for store tests: a small model, both engines, a deterministic dense embedder, and the
+check of the highlights the framework packages put in metadata."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgecolbert import ColBERT
+from edgecolbert.scoring import highlight_texts
 
 TOPICS = ["cats", "dogs", "rivers", "mountains", "violins", "comets"]
 
@@ -99,3 +101,13 @@ def open_store(engine: str, tmp_path: Path, model: ColBERT, **options: Any) -> A
     from edgecolbert.store import QdrantStore
 
     return QdrantStore("docs", model, client=QdrantClient(":memory:"), **options)
+
+
+def assert_metadata_highlights(model: ColBERT, query: str, texts: list[str], shown: list[Any]) -> None:
+    """``shown[i]`` (a document's metadata highlights) is highlight_texts' passages of ``texts[i]``, and each
+    passage's range cuts its text out of the document's text."""
+    expected = highlight_texts(model, query, texts)
+    assert shown == [[passage.to_dict() for passage in item.passages] for item in expected]
+    for text, passages in zip(texts, shown):
+        assert all(text[passage["start"] : passage["end"]] == passage["text"] for passage in passages)
+    assert any(shown), "no document had a passage to show"

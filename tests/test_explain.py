@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import string
 import unicodedata
@@ -503,3 +504,66 @@ def test_highlight_texts_reject_bad_input(model: ColBERT) -> None:
         highlight_texts(model, "fox", "a single string")
     with pytest.raises(InvalidInputError, match="fragment_chars"):
         highlight_texts(model, "fox", ["text"], fragment_chars=0)
+
+
+# --------------------------------------------------------------------------- highlight=True on results
+
+RANKED = [
+    "Foxes hunt voles in the snow; the fox listens before it jumps.",
+    "Dogs bark at night.",
+    "Snow falls on the hills in winter.",
+    "A red fox crossed the road.",
+]
+
+
+def test_reranker_highlights_only_the_returned_results_on_request(model: ColBERT, monkeypatch) -> None:
+    from edgecolbert.scoring import highlight_texts
+
+    reranker = Reranker(model)
+    rows = _counting_forward(model, monkeypatch)
+    plain = reranker.rerank("fox snow", RANKED, top_k=2)
+    assert all(result.highlights is None for result in plain)
+    assert all("highlights" not in row for row in plain.to_list())
+    rows.clear()
+    # Documents are cached now: the query, then highlight_texts' query and the two returned texts.
+    shown = reranker.rerank("fox snow", RANKED, top_k=2, highlight=True)
+    assert rows == [1, 1, 1, 1]
+    assert [(r.index, r.score) for r in shown] == [(r.index, r.score) for r in plain]
+    assert [r.highlights for r in shown] == highlight_texts(model, "fox snow", [r.text for r in shown])
+    assert [row["highlights"] for row in shown.to_list()] == [r.highlights.to_dict() for r in shown]
+    rows.clear()
+    reranker.rerank("fox snow", RANKED, top_k=2)
+    assert rows == [1]  # off: the query alone, nothing spent on highlights
+
+    async_shown = asyncio.run(reranker.arerank("fox snow", RANKED, top_k=2, highlight=True))
+    assert [r.highlights for r in async_shown] == [r.highlights for r in shown]
+
+
+@pytest.mark.parametrize("engine", ["edge", "qdrant"])
+def test_store_hits_carry_highlights_only_on_request(tmp_path, model: ColBERT, monkeypatch, engine: str) -> None:
+    from edgecolbert.scoring import highlight_texts
+    from store_fixtures import open_store
+
+    with open_store(engine, tmp_path, model, datatype="float32") as store:
+        store.add(RANKED, ids=["fox", "dog", "snow", "road"])
+        rows = _counting_forward(model, monkeypatch)
+        plain = store.search("fox snow", top_k=2)
+        reranked = store.rerank("fox snow", ["dog", "road", "fox"], top_k=2)
+        assert rows == [1, 1]  # one query encoding each; off costs nothing more
+        assert all(hit.highlights is None and "highlights" not in hit.to_dict() for hit in plain + reranked)
+
+        found = store.search("fox snow", top_k=2, highlight=True)
+        again = store.rerank("fox snow", ["dog", "road", "fox"], top_k=2, highlight=True)
+        for hits, reference in ((found, plain), (again, reranked)):
+            assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in reference]
+            assert [h.highlights for h in hits] == highlight_texts(model, "fox snow", [h.text for h in hits])
+
+        async def run():  # type: ignore[no-untyped-def]
+            return (
+                await store.asearch("fox snow", top_k=2, highlight=True),
+                await store.arerank("fox snow", ["dog", "road", "fox"], top_k=2, highlight=True),
+            )
+
+        async_found, async_again = asyncio.run(run())
+        assert [h.highlights for h in async_found] == [h.highlights for h in found]
+        assert [h.highlights for h in async_again] == [h.highlights for h in again]

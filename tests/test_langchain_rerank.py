@@ -12,14 +12,14 @@ import pytest
 
 from edgecolbert import ColBERT, EmptyQueryError, InvalidDocumentError, InvalidInputError, Reranker
 from edgecolbert.errors import ModelMismatchError
-from store_fixtures import CountingModel, corpus, open_store
+from store_fixtures import CountingModel, assert_metadata_highlights, corpus, open_store
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 # The package in this checkout, whether or not (or from wherever) it was pip-installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "langchain"))
 
 from langchain_core.documents import Document
-from langchain_edgecolbert import FIRST_STAGE_SCORE_KEY, SCORE_KEY, EdgeColbertRerank
+from langchain_edgecolbert import FIRST_STAGE_SCORE_KEY, HIGHLIGHTS_KEY, SCORE_KEY, EdgeColbertRerank
 from pydantic import ValidationError
 
 QUERY = "a short text about violins"
@@ -190,6 +190,22 @@ def test_bad_top_n_is_refused(model: ColBERT, top_n: Any) -> None:
         EdgeColbertRerank(model=Reranker(model), top_n=top_n)
 
 
+@pytest.mark.asyncio
+async def test_highlights_go_into_metadata_only_on_request(model: ColBERT, documents: list[Document]) -> None:
+    plain = EdgeColbertRerank(model=Reranker(model)).compress_documents(documents, QUERY)
+    assert all(HIGHLIGHTS_KEY not in doc.metadata for doc in plain)
+    compressor = EdgeColbertRerank(model=Reranker(model), highlight=True)
+    ranked = compressor.compress_documents(documents, QUERY)
+    assert [(doc.id, doc.metadata[SCORE_KEY]) for doc in ranked] == [(doc.id, doc.metadata[SCORE_KEY]) for doc in plain]
+    assert_metadata_highlights(
+        model, QUERY, [doc.page_content for doc in ranked], [doc.metadata[HIGHLIGHTS_KEY] for doc in ranked]
+    )
+    assert await compressor.acompress_documents(documents, QUERY) == ranked
+    assert all(HIGHLIGHTS_KEY not in doc.metadata for doc in documents)  # the caller's documents are left alone
+    with pytest.raises(ValidationError, match="highlight"):
+        EdgeColbertRerank(model=Reranker(model), highlight="yes")
+
+
 def test_old_model_keywords_still_work_with_a_deprecation_warning(model: ColBERT, documents: list[Document]) -> None:
     expected = EdgeColbertRerank(model=Reranker(model), top_n=None).compress_documents(documents, QUERY)
     with pytest.warns(DeprecationWarning, match="model_name_or_path= is deprecated"):
@@ -252,6 +268,14 @@ async def test_async_stored_documents_are_not_encoded(store: Any, documents: lis
     ranked = await compressor.acompress_documents(documents, QUERY)
     assert counting.encoded == []
     assert [doc.id for doc in ranked] == [hit.id for hit in store.rerank(QUERY, [doc.id for doc in documents], top_k=4)]
+
+
+def test_stored_documents_are_highlighted_from_their_text(store: Any, documents: list[Document]) -> None:
+    ranked = EdgeColbertRerank(store=store, highlight=True).compress_documents(documents, QUERY)
+    assert [doc.id for doc in ranked] == [hit.id for hit in store.rerank(QUERY, [doc.id for doc in documents], top_k=3)]
+    assert_metadata_highlights(
+        store.model, QUERY, [doc.page_content for doc in ranked], [doc.metadata[HIGHLIGHTS_KEY] for doc in ranked]
+    )
 
 
 def test_stored_and_new_documents_make_one_ranking(store: Any, documents: list[Document]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from edgecolbert import DEFAULT_TOP_K, ColBERT, EmptyQueryError, Reranker
 from edgecolbert.errors import StoreLockedError
 from edgecolbert.store import EdgeStore
-from store_fixtures import CountingModel, HashEmbedder, corpus, open_store
+from store_fixtures import CountingModel, HashEmbedder, assert_metadata_highlights, corpus, open_store
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 # The package in this checkout, whether or not (or from wherever) it was pip-installed.
@@ -25,6 +25,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_edgecolbert import (
     FIRST_STAGE_SCORE_KEY,
+    HIGHLIGHTS_KEY,
     SCORE_KEY,
     EdgeColbertRerank,
     EdgeColbertRetriever,
@@ -90,6 +91,21 @@ def test_options_can_be_given_per_call(store: Any) -> None:
     hits = store.search(QUERY, top_k=3, first_stage="dense", filter={"topic": "comets"})
     assert [doc.id for doc in per_call] == [hit.id for hit in hits]
     assert retriever.k == 5 and retriever.filter is None  # a per-call option changes nothing for the next call
+
+
+@pytest.mark.asyncio
+async def test_highlights_go_into_metadata_on_request_or_per_call(store: Any) -> None:
+    found = EdgeColbertRetriever(store=store, k=3, highlight=True).invoke(QUERY)
+    assert _as_hits(found) == [(hit.id, hit.score) for hit in store.search(QUERY, top_k=3)]
+    assert_metadata_highlights(
+        store.model, QUERY, [doc.page_content for doc in found], [doc.metadata[HIGHLIGHTS_KEY] for doc in found]
+    )
+    retriever = EdgeColbertRetriever(store=store, k=3)
+    assert all(HIGHLIGHTS_KEY not in doc.metadata for doc in retriever.invoke(QUERY))
+    assert retriever.invoke(QUERY, highlight=True) == found
+    assert await retriever.ainvoke(QUERY, highlight=True) == found
+    with pytest.raises(ValidationError, match="highlight"):
+        retriever.invoke(QUERY, highlight="yes")
 
 
 @pytest.mark.asyncio
@@ -198,6 +214,15 @@ def test_rerank_retriever_reorders_the_first_stage(model: ColBERT, keyword_retri
     assert [doc.metadata[SCORE_KEY] for doc in found] == pytest.approx([result.score for result in expected])
     first_stage = {doc.id: doc.metadata["score"] for doc in candidates}
     assert all(doc.metadata[FIRST_STAGE_SCORE_KEY] == first_stage[doc.id] for doc in found)
+
+
+def test_rerank_retriever_highlights_through_its_reranker(model: ColBERT, keyword_retriever: KeywordRetriever) -> None:
+    reranker = EdgeColbertRerank(model=Reranker(model), top_n=3, highlight=True)
+    found = RerankRetriever(base_retriever=keyword_retriever, reranker=reranker).invoke(QUERY)
+    assert len(found) == 3
+    assert_metadata_highlights(
+        model, QUERY, [doc.page_content for doc in found], [doc.metadata[HIGHLIGHTS_KEY] for doc in found]
+    )
 
 
 def test_rerank_retriever_over_an_in_memory_vector_store(model: ColBERT) -> None:

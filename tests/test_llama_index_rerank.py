@@ -16,7 +16,7 @@ from checkpoints import requires_minilm
 from edgecolbert import DEFAULT_TOP_K, ColBERT, EmptyQueryError, InvalidInputError, InvalidTypeError, Reranker
 from edgecolbert.errors import ModelMismatchError
 from edgecolbert.store import EdgeStore
-from store_fixtures import corpus
+from store_fixtures import assert_metadata_highlights, corpus
 
 pytest.importorskip("llama_index.core", reason="llama-index-core is not installed (the test extra has it)")
 
@@ -31,7 +31,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.schema import MetadataMode, NodeRelationship, NodeWithScore, RelatedNodeInfo, TextNode
-from llama_index.postprocessor.edgecolbert_rerank import FIRST_STAGE_SCORE_KEY, EdgeColbertRerank
+from llama_index.postprocessor.edgecolbert_rerank import FIRST_STAGE_SCORE_KEY, HIGHLIGHTS_KEY, EdgeColbertRerank
 
 pytestmark = requires_minilm  # the tiny Stanford checkpoint borrows MiniLM's WordPiece tokenizer
 
@@ -144,6 +144,27 @@ def test_first_stage_scores_are_kept_and_the_callers_nodes_untouched(model: ColB
         assert FIRST_STAGE_SCORE_KEY not in node.get_content(metadata_mode=MetadataMode.EMBED)
         assert FIRST_STAGE_SCORE_KEY not in node.get_content(metadata_mode=MetadataMode.LLM)
         assert "topic: " in node.get_content(metadata_mode=MetadataMode.LLM)
+
+
+def test_highlights_go_into_metadata_only_on_request(model: ColBERT) -> None:
+    nodes = _nodes(8)
+    plain = EdgeColbertRerank(model=model).postprocess_nodes(nodes, query_str=QUERY)
+    assert all(HIGHLIGHTS_KEY not in n.node.metadata for n in plain)
+    shown = EdgeColbertRerank(model=model, highlight=True).postprocess_nodes(nodes, query_str=QUERY)
+    assert [(n.node.node_id, n.score) for n in shown] == [(n.node.node_id, n.score) for n in plain]
+    # The ranges index the node's own text, though its metadata was part of what was ranked.
+    texts = [n.node.text for n in shown]
+    assert_metadata_highlights(model, QUERY, texts, [n.node.metadata[HIGHLIGHTS_KEY] for n in shown])
+    for result in shown:
+        assert {HIGHLIGHTS_KEY, FIRST_STAGE_SCORE_KEY} <= set(result.node.excluded_embed_metadata_keys)
+        assert {HIGHLIGHTS_KEY, FIRST_STAGE_SCORE_KEY} <= set(result.node.excluded_llm_metadata_keys)
+        assert "'start'" not in result.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert all(HIGHLIGHTS_KEY not in n.node.metadata for n in nodes)  # the caller's nodes are left alone
+    assert (
+        asyncio.run(EdgeColbertRerank(model=model, highlight=True).apostprocess_nodes(nodes, query_str=QUERY)) == shown
+    )
+    with pytest.raises(ValueError, match="highlight"):
+        EdgeColbertRerank(model=model, highlight="yes")
 
 
 # ---- instrumentation ------------------------------------------------------------------------------

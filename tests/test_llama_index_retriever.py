@@ -14,7 +14,7 @@ import pytest
 
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError, InvalidTypeError, Reranker
-from store_fixtures import HashEmbedder, corpus, open_store
+from store_fixtures import HashEmbedder, assert_metadata_highlights, corpus, open_store
 
 pytest.importorskip("llama_index.core", reason="llama-index-core is not installed (the test extra has it)")
 
@@ -80,6 +80,26 @@ def test_default_top_k_is_the_shared_one(store: Any) -> None:
 def test_async_equals_sync(store: Any) -> None:
     retriever = EdgeColbertRetriever(store, similarity_top_k=5, filters={"topic": "rivers"})
     assert _summary(asyncio.run(retriever.aretrieve(QUERY))) == _summary(retriever.retrieve(QUERY))
+
+
+def test_highlights_go_into_metadata_only_on_request(store: Any) -> None:
+    from llama_index.core.schema import MetadataMode
+    from llama_index.postprocessor.edgecolbert_rerank import HIGHLIGHTS_KEY
+
+    plain = EdgeColbertRetriever(store, similarity_top_k=3).retrieve(QUERY)
+    assert all(HIGHLIGHTS_KEY not in r.node.metadata for r in plain)
+    shown = EdgeColbertRetriever(store, similarity_top_k=3, highlight=True).retrieve(QUERY)
+    assert [(r.node.node_id, r.score) for r in shown] == [(r.node.node_id, r.score) for r in plain]
+    texts = [r.node.text for r in shown]
+    assert_metadata_highlights(store.model, QUERY, texts, [r.node.metadata[HIGHLIGHTS_KEY] for r in shown])
+    for result in shown:
+        assert HIGHLIGHTS_KEY in result.node.excluded_embed_metadata_keys
+        assert HIGHLIGHTS_KEY in result.node.excluded_llm_metadata_keys
+        assert "'start'" not in result.node.get_content(metadata_mode=MetadataMode.EMBED)
+    retriever = EdgeColbertRetriever(store, similarity_top_k=3, highlight=True)
+    assert _summary(asyncio.run(retriever.aretrieve(QUERY))) == _summary(shown)
+    with pytest.raises(InvalidTypeError, match="highlight"):
+        EdgeColbertRetriever(store, highlight="yes")
 
 
 def test_the_query_bundles_embedding_feeds_a_dense_first_stage(tmp_path: Path, model: ColBERT) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, overload
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from edgecolbert.errors import InvalidInputError, InvalidTypeError
+
+if TYPE_CHECKING:
+    from edgecolbert.scoring.explain import TextHighlights
 
 DEFAULT_TOP_K = 3
 """How many results the LangChain and LlamaIndex components return unless told otherwise (their
@@ -40,7 +43,9 @@ class Result:
     bounds it to [-1, 1] whatever the query length, so it can be thresholded. It is None where
     ``score`` is no MaxSim: first-stage scores (``search_first_stage``) and ``get``.
     ``id`` is the document's id (None for a plain string given to the reranker); ``index`` its
-    position in the list given to the reranker (None for store search hits).
+    position in the list given to the reranker (None for store search hits). ``highlights`` holds the
+    document's best passages and matched spans when the call was asked for them (``highlight=True``),
+    else None.
     """
 
     id: str | None
@@ -49,6 +54,8 @@ class Result:
     score: float
     normalized_score: float | None = None
     index: int | None = None
+    # Left out of repr: it holds a whole explanation per result.
+    highlights: TextHighlights | None = field(default=None, repr=False)
 
     @property
     def document(self) -> str:
@@ -56,7 +63,12 @@ class Result:
         return self.text
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready; ``highlights`` appears only when set, so results without it keep their shape."""
+        data = asdict(replace(self, highlights=None))
+        del data["highlights"]
+        if self.highlights is not None:
+            data["highlights"] = self.highlights.to_dict()
+        return data
 
 
 # The names each half of the library used before the two shared one type.

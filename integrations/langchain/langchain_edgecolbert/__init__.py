@@ -7,7 +7,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from langchain_edgecolbert.documents import FIRST_STAGE_SCORE_KEY, SCORE_KEY
+from langchain_edgecolbert.documents import FIRST_STAGE_SCORE_KEY, HIGHLIGHTS_KEY, SCORE_KEY
 from langchain_edgecolbert.rerank import EdgeColbertRerank
 from langchain_edgecolbert.retrievers import EdgeColbertRetriever, RerankRetriever, SearchOptions
 
@@ -18,6 +18,7 @@ except PackageNotFoundError:  # a source tree on sys.path that pip never install
 
 __all__ = [
     "FIRST_STAGE_SCORE_KEY",
+    "HIGHLIGHTS_KEY",
     "SCORE_KEY",
     "EdgeColbertRerank",
     "EdgeColbertRetriever",

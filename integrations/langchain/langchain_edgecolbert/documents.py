@@ -14,6 +14,10 @@ SCORE_KEY = "relevance_score"
 FIRST_STAGE_SCORE_KEY = "first_stage_score"
 """Metadata key under which a reranked document keeps the score its first stage gave it."""
 
+HIGHLIGHTS_KEY = "highlights"
+"""Metadata key of a document's best passages when highlights were asked for (``highlight=True``): a list
+of ``{"start", "end", "score", "text", "spans"}``, best first, where ``page_content[start:end] == text``."""
+
 # Keys a first stage commonly leaves its score under; the first one found is kept.
 _FIRST_STAGE_KEYS = (SCORE_KEY, "score")
 # Where langchain-qdrant puts the point id of the documents it returns. A user's own metadata keys ("id",
@@ -47,8 +51,9 @@ def store_id(document: Document) -> str | None:
     return None
 
 
-def scored_copy(document: Document, score: float) -> Document:
-    """A copy carrying ``score`` as its relevance score; the caller's document is left as it was.
+def scored_copy(document: Document, result: Result) -> Document:
+    """A copy carrying ``result``'s score as its relevance score (and its highlights, when it has them);
+    the caller's document is left as it was.
 
     A score the document arrived with is the first stage's: it moves to ``first_stage_score`` unless
     an earlier rerank already put one there, so the original first-stage score survives chained reranks.
@@ -58,10 +63,18 @@ def scored_copy(document: Document, score: float) -> Document:
         previous = next((metadata[key] for key in _FIRST_STAGE_KEYS if key in metadata), None)
         if previous is not None:
             metadata[FIRST_STAGE_SCORE_KEY] = previous
-    metadata[SCORE_KEY] = score
-    return document.model_copy(update={"metadata": metadata})
+    metadata[SCORE_KEY] = result.score
+    return document.model_copy(update={"metadata": {**metadata, **_highlights(result)}})
 
 
 def hit_document(hit: Result) -> Document:
     """A stored document found by a search, as LangChain expects it."""
-    return Document(id=hit.id, page_content=hit.text, metadata={**hit.metadata, SCORE_KEY: hit.score})
+    metadata = {**hit.metadata, SCORE_KEY: hit.score, **_highlights(hit)}
+    return Document(id=hit.id, page_content=hit.text, metadata=metadata)
+
+
+def _highlights(result: Result) -> dict[str, Any]:
+    """The metadata entry for ``result``'s passages; none when highlights were not asked for."""
+    if result.highlights is None:
+        return {}
+    return {HIGHLIGHTS_KEY: result.highlights.to_dict()["passages"]}

@@ -11,7 +11,7 @@ from edgecolbert.errors import MISSING, renamed_keyword
 from edgecolbert.store import BaseStore
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, StrictBool, model_validator
 from typing_extensions import Self
 
 from langchain_edgecolbert.documents import check_documents, scored_copy, store_id
@@ -42,6 +42,9 @@ class EdgeColbertRerank(BaseDocumentCompressor):
     instead of being encoded again; the others are encoded (``edgecolbert.Reranker.rerank`` with
     ``store=``). Both kinds end in one ranking, which is why the store and the reranker must use the
     same model.
+
+    ``highlight=True`` also puts each returned document's best passages in ``metadata["highlights"]``
+    (character ranges of ``page_content`` with their text); only the returned documents are explained.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -55,6 +58,8 @@ class EdgeColbertRerank(BaseDocumentCompressor):
     """A store whose vectors score the documents it holds, so they are not encoded again."""
     top_n: TopN | None = DEFAULT_TOP_K
     """How many documents to return; ``None`` returns them all, reordered."""
+    highlight: StrictBool = False
+    """Add each returned document's best passages to ``metadata["highlights"]`` (costs one more encoding each)."""
     model_name_or_path: Any = Field(default=MISSING, exclude=True, repr=False)
     """Deprecated: the former name of ``model``."""
     reranker: Any = Field(default=MISSING, exclude=True, repr=False)
@@ -95,16 +100,20 @@ class EdgeColbertRerank(BaseDocumentCompressor):
     def rerank(self, documents: Sequence[Document], query: str, *, top_n: int | None = CONFIGURED) -> list[Document]:
         """Reorder ``documents`` for ``query``; ``top_n`` overrides the configured count (``None``: all)."""
         limit, documents = self._limit(top_n), check_documents(documents)
-        results = self._reranker.rerank(query, _store_documents(documents), limit, store=self.store)
-        return [scored_copy(documents[result.index], result.score) for result in results]
+        results = self._reranker.rerank(
+            query, _store_documents(documents), limit, store=self.store, highlight=self.highlight
+        )
+        return [scored_copy(documents[result.index], result) for result in results]
 
     async def arerank(
         self, documents: Sequence[Document], query: str, *, top_n: int | None = CONFIGURED
     ) -> list[Document]:
         """:meth:`rerank` with the model and the store working off the event loop."""
         limit, documents = self._limit(top_n), check_documents(documents)
-        results = await self._reranker.arerank(query, _store_documents(documents), limit, store=self.store)
-        return [scored_copy(documents[result.index], result.score) for result in results]
+        results = await self._reranker.arerank(
+            query, _store_documents(documents), limit, store=self.store, highlight=self.highlight
+        )
+        return [scored_copy(documents[result.index], result) for result in results]
 
     @property
     def _reranker(self) -> Reranker:

@@ -11,7 +11,7 @@ from edgecolbert.store import DEFAULT_STORE_PATH, BaseStore, DenseEmbedder, Edge
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from typing_extensions import Self
 
 from langchain_edgecolbert.documents import hit_document
@@ -32,6 +32,7 @@ class SearchOptions(BaseModel):
     prefetch_k: PositiveInt = 100
     first_stage: FirstStageName | None = None
     filter: dict[str, Any] | None = None
+    highlight: StrictBool = False
 
     @field_validator("filter")
     @classmethod
@@ -61,7 +62,8 @@ class EdgeColbertRetriever(BaseRetriever):
     Documents carry the stored id, text and metadata, plus ``metadata["relevance_score"]`` (MaxSim).
     ``filter`` restricts the search with edgecolbert's filter form (``{"lang": "en"}``,
     ``{"year": {"gte": 2020}}``, ``{"tags": ["a", "b"]}``). Every option can also be given per call:
-    ``retriever.invoke("query", k=10, filter={...})``.
+    ``retriever.invoke("query", k=10, filter={...})``. ``highlight=True`` adds each document's best
+    passages to ``metadata["highlights"]`` (character ranges of ``page_content`` with their text).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -72,6 +74,8 @@ class EdgeColbertRetriever(BaseRetriever):
     first_stage: FirstStageName | None = None
     """``None``: BM25 when the store has it, else its dense vector."""
     filter: dict[str, Any] | None = None
+    highlight: StrictBool = False
+    """Add each document's best passages to ``metadata["highlights"]`` (costs one more encoding each)."""
 
     @model_validator(mode="after")
     def _check_options(self) -> Self:
@@ -119,7 +123,13 @@ class EdgeColbertRetriever(BaseRetriever):
             raise
 
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
-        defaults = {"k": self.k, "prefetch_k": self.prefetch_k, "first_stage": self.first_stage, "filter": self.filter}
+        defaults = {
+            "k": self.k,
+            "prefetch_k": self.prefetch_k,
+            "first_stage": self.first_stage,
+            "filter": self.filter,
+            "highlight": self.highlight,
+        }
         return SearchOptions(**{**defaults, **overrides})
 
     def _get_relevant_documents(

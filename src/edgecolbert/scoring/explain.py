@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from edgecolbert.documents import Result
 from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.encoding.tokenization import TokenAlignment, TokenRole
 from edgecolbert.errors import InvalidInputError
@@ -174,6 +175,17 @@ def highlight_texts(
         passages = highlights(explanation, text, max_passages=max_passages, fragment_chars=fragment_chars)
         result.append(TextHighlights(explanation, tuple(passages), tuple(matched_spans(explanation))))
     return result
+
+
+def with_highlights(model: ColBERT, query: str, results: Sequence[Result]) -> list[Result]:
+    """Copies of ``results`` carrying the :func:`highlight_texts` of their texts (one call for all of them).
+
+    What ``highlight=True`` on a rerank or a search adds: only the results returned are explained.
+    """
+    if not results:
+        return []
+    shown = highlight_texts(model, query, [result.text for result in results])
+    return [replace(result, highlights=item) for result, item in zip(results, shown)]
 
 
 @dataclass(frozen=True)

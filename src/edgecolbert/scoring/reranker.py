@@ -114,6 +114,7 @@ class Reranker:
         top_k: int | None = None,
         *,
         store: BaseStore | None = None,
+        highlight: bool = False,
     ) -> RerankResults:
         """Rank ``documents`` for ``query``, best first; ``top_k`` keeps only the best ones.
 
@@ -122,7 +123,9 @@ class Reranker:
         position (``index``). With ``store``, a document whose ``id`` is stored there with the same text
         is scored from its stored vectors instead of being encoded; the others are encoded, and both
         kinds make one ranking (the store must hold vectors of this reranker's model). The results
-        count both kinds (``stored``, ``encoded``), and the call logs them at INFO.
+        count both kinds (``stored``, ``encoded``), and the call logs them at INFO. ``highlight=True``
+        adds each returned result's ``highlights`` (:func:`~edgecolbert.scoring.explain.highlight_texts`
+        over the returned texts only, each re-encoded once without pooling).
         """
         check_query(query)
         docs = _checked_documents(documents)
@@ -140,11 +143,13 @@ class Reranker:
                 len(encoded),
             )
         ranked = topk(np.array([scores[position][0] for position in range(len(docs))], dtype=np.float64), top_k)
-        return RerankResults(
-            [_result(docs[position], int(position), scores[position]) for position in ranked],
-            stored=len(docs) - len(encoded),
-            encoded=len(encoded),
-        )
+        results = [_result(docs[position], int(position), scores[position]) for position in ranked]
+        if highlight:
+            # Imported here: the explain module builds on this one's query check.
+            from edgecolbert.scoring.explain import with_highlights
+
+            results = with_highlights(self.model, query, results)
+        return RerankResults(results, stored=len(docs) - len(encoded), encoded=len(encoded))
 
     async def arerank(
         self,
@@ -153,9 +158,10 @@ class Reranker:
         top_k: int | None = None,
         *,
         store: BaseStore | None = None,
+        highlight: bool = False,
     ) -> RerankResults:
         """:meth:`rerank` in a worker thread, so the event loop keeps serving while the model runs."""
-        return await asyncio.to_thread(self.rerank, query, documents, top_k, store=store)
+        return await asyncio.to_thread(self.rerank, query, documents, top_k, store=store, highlight=highlight)
 
     def check_store(self, store: BaseStore) -> None:
         """Raise :class:`~edgecolbert.ModelMismatchError` unless ``store`` holds vectors of this reranker's model.

@@ -24,7 +24,7 @@ from edgecolbert.documents import DocumentLike, Hit, StoreDocument, as_document
 from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.errors import MISSING, DocumentNotFoundError, InvalidInputError, InvalidTypeError, renamed_keyword
 from edgecolbert.scoring.cache import content_hash
-from edgecolbert.scoring.explain import Explanation, explain
+from edgecolbert.scoring.explain import Explanation, explain, with_highlights
 from edgecolbert.scoring.muvera import FdeParams
 from edgecolbert.scoring.reranker import check_query
 from edgecolbert.store.backfill import add_muvera
@@ -122,6 +122,7 @@ class MultiVectorStore(Protocol):
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        highlight: bool = False,
         k: Any = MISSING,
     ) -> list[Hit]: ...
 
@@ -137,7 +138,13 @@ class MultiVectorStore(Protocol):
     ) -> list[Hit]: ...
 
     def rerank(
-        self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING
+        self,
+        query: str,
+        ids: Sequence[str | int],
+        top_k: int | None = None,
+        *,
+        highlight: bool = False,
+        k: Any = MISSING,
     ) -> list[Hit]: ...
 
     def explain(self, query: str, doc_id: str | int) -> Explanation: ...
@@ -380,6 +387,7 @@ class BaseStore:
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        highlight: bool = False,
         k: Any = MISSING,
     ) -> list[Hit]:
         """Top ``top_k`` documents for ``query`` (``k=`` is the deprecated name of ``top_k``).
@@ -388,7 +396,9 @@ class BaseStore:
         store has it; ``"muvera"`` and ``"hybrid-muvera"``: the MUVERA vector alone or fused with BM25)
         proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their stored token vectors
         orders them. Equal scores are ordered by point id at every cut, so the
-        same call on an unchanged store always returns the same hits.
+        same call on an unchanged store always returns the same hits. ``highlight=True`` adds each
+        returned hit's ``highlights`` (:func:`~edgecolbert.scoring.explain.highlight_texts` over the
+        returned texts only: the stored vectors have no character spans, so each is encoded once more).
         """
         top_k = renamed_keyword("k", "top_k", k, top_k, 10)
         self._check_query(query)
@@ -408,7 +418,11 @@ class BaseStore:
             metadata_prefix=prefix,
             point_ids=[point.point_id for point in candidates],
         )
-        return [self._hit(point, len(colbert)) for point in exact_top(self.engine, plan)]
+        hits = [self._hit(point, len(colbert)) for point in exact_top(self.engine, plan)]
+        return self._highlighted(query, hits, highlight)
+
+    def _highlighted(self, query: str, hits: list[Hit], highlight: bool) -> list[Hit]:
+        return with_highlights(self.model, query, hits) if highlight else hits
 
     def search_first_stage(
         self,
@@ -441,10 +455,19 @@ class BaseStore:
         check_query(query)
         check_utf8(query, "The query")
 
-    def rerank(self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING) -> list[Hit]:
+    def rerank(
+        self,
+        query: str,
+        ids: Sequence[str | int],
+        top_k: int | None = None,
+        *,
+        highlight: bool = False,
+        k: Any = MISSING,
+    ) -> list[Hit]:
         """Order stored documents for ``query`` by MaxSim over their stored vectors (no re-encoding).
 
-        Raises :class:`DocumentNotFoundError` naming the ids that are not stored.
+        ``highlight=True`` adds each returned hit's ``highlights``, as in :meth:`search`. Raises
+        :class:`DocumentNotFoundError` naming the ids that are not stored.
         """
         top_k = renamed_keyword("k", "top_k", k, top_k, None)
         self._check_query(query)
@@ -464,7 +487,7 @@ class BaseStore:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise DocumentNotFoundError(f"{self.where} holds no document with id {shown}{more}; add it first.")
         hits = [self._hit(point, len(colbert)) for point in points]
-        return hits if top_k is None else hits[:top_k]
+        return self._highlighted(query, hits if top_k is None else hits[:top_k], highlight)
 
     def explain(self, query: str, doc_id: str | int) -> Explanation:
         """Why the stored document ``doc_id`` scores what it does for ``query``: see :func:`~edgecolbert.scoring.explain.explain`.
@@ -598,10 +621,19 @@ class BaseStore:
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        highlight: bool = False,
         k: Any = MISSING,
     ) -> list[Hit]:
         return await asyncio.to_thread(
-            self.search, query, top_k, prefetch_k, first_stage, filter, dense_vector=dense_vector, k=k
+            self.search,
+            query,
+            top_k,
+            prefetch_k,
+            first_stage,
+            filter,
+            dense_vector=dense_vector,
+            highlight=highlight,
+            k=k,
         )
 
     async def asearch_first_stage(
@@ -619,9 +651,15 @@ class BaseStore:
         )
 
     async def arerank(
-        self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING
+        self,
+        query: str,
+        ids: Sequence[str | int],
+        top_k: int | None = None,
+        *,
+        highlight: bool = False,
+        k: Any = MISSING,
     ) -> list[Hit]:
-        return await asyncio.to_thread(self.rerank, query, ids, top_k, k=k)
+        return await asyncio.to_thread(self.rerank, query, ids, top_k, highlight=highlight, k=k)
 
     async def aexplain(self, query: str, doc_id: str | int) -> Explanation:
         return await asyncio.to_thread(self.explain, query, doc_id)

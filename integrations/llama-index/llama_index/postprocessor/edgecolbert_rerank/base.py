@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from edgecolbert import DEFAULT_TOP_K, ColBERT, InvalidInputError, InvalidTypeError, Reranker, StoreDocument
 from edgecolbert.errors import MISSING, renamed_keyword
+from edgecolbert.scoring import TextHighlights, highlight_texts
 from edgecolbert.store import BaseStore
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
 dispatcher = get_dispatcher(__name__)
 
+BaseNodeT = TypeVar("BaseNodeT", bound=BaseNode)
+
 FIRST_STAGE_SCORE_KEY = "first_stage_score"
 """Metadata key under which a reranked node keeps the score its first stage gave it."""
+
+HIGHLIGHTS_KEY = "highlights"
+"""Metadata key of a node's best passages when highlights were asked for (``highlight=True``): a list of
+``{"start", "end", "score", "text", "spans"}``, best first, where ``node.text[start:end] == text``."""
 
 
 class EdgeColbertRerank(BaseNodePostprocessor):
@@ -35,6 +42,10 @@ class EdgeColbertRerank(BaseNodePostprocessor):
     all by ``edgecolbert.Reranker.rerank(..., store=...)``. Nodes are then compared and encoded by their
     text alone (``MetadataMode.NONE``), as the store encoded its documents, so both kinds of score share
     one scale; without a store ``metadata_mode`` decides what is encoded.
+
+    ``highlight=True`` also puts each returned node's best passages in a copy of its metadata under
+    ``highlights`` (character ranges of the node's own text, hidden from embedding and LLM prompts);
+    only the returned nodes are explained, each encoded once more.
     """
 
     model: str = Field(description="Checkpoint that encodes queries and nodes (hub id or folder).")
@@ -42,6 +53,7 @@ class EdgeColbertRerank(BaseNodePostprocessor):
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED, description="Which metadata goes into a node's text when it is encoded."
     )
+    highlight: bool = Field(default=False, strict=True, description="Put each node's best passages in its metadata.")
     _reranker: Reranker = PrivateAttr()
     _store: BaseStore | None = PrivateAttr(default=None)
 
@@ -54,6 +66,7 @@ class EdgeColbertRerank(BaseNodePostprocessor):
         reranker: Any = MISSING,
         device: str | None = None,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
+        highlight: bool = False,
         callback_manager: CallbackManager | None = None,
     ) -> None:
         _check_top_n(top_n)
@@ -67,6 +80,7 @@ class EdgeColbertRerank(BaseNodePostprocessor):
             model=engine.model.name,
             top_n=top_n,
             metadata_mode=metadata_mode,
+            highlight=highlight,
             callback_manager=callback_manager or CallbackManager(),
         )
         self._reranker = engine
@@ -112,7 +126,19 @@ class EdgeColbertRerank(BaseNodePostprocessor):
         mode = self.metadata_mode if self._store is None else MetadataMode.NONE
         documents = [StoreDocument(text=n.node.get_content(metadata_mode=mode), id=n.node.node_id) for n in nodes]
         results = self._reranker.rerank(query, documents, top_n, store=self._store)
-        return [_rescored(nodes[result.index], result.score) for result in results]
+        ranked = [nodes[result.index] for result in results]
+        return [
+            _rescored(node, result.score, shown)
+            for node, result, shown in zip(ranked, results, self._highlights(query, ranked))
+        ]
+
+    def _highlights(self, query: str, nodes: list[NodeWithScore]) -> list[TextHighlights | None]:
+        if not self.highlight:
+            return [None] * len(nodes)
+        # The node's own text, not the metadata-prefixed one encoded under metadata_mode: the ranges must
+        # index node.text.
+        texts = [node.node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes]
+        return list(highlight_texts(self._reranker.model, query, texts))
 
 
 def _check_top_n(top_n: object) -> None:
@@ -128,19 +154,31 @@ def _query_text(query_bundle: QueryBundle | None) -> str:
     return query_bundle.query_str
 
 
-def _rescored(original: NodeWithScore, score: float) -> NodeWithScore:
+def _rescored(original: NodeWithScore, score: float, highlights: TextHighlights | None) -> NodeWithScore:
     """A new NodeWithScore over a copy of the node, so the caller's objects keep their scores and metadata."""
-    node = original.node
-    if original.score is None:
-        return NodeWithScore(node=node.model_copy(), score=score)
+    extra = highlighted_metadata(highlights)
+    if original.score is not None:
+        extra[FIRST_STAGE_SCORE_KEY] = original.score
+    return NodeWithScore(node=with_hidden_metadata(original.node, extra), score=score)
+
+
+def highlighted_metadata(highlights: TextHighlights | None) -> dict[str, Any]:
+    """The metadata entry for a node's passages; none when highlights were not asked for."""
+    return {} if highlights is None else {HIGHLIGHTS_KEY: highlights.to_dict()["passages"]}
+
+
+def with_hidden_metadata(node: BaseNodeT, extra: dict[str, Any]) -> BaseNodeT:
+    """A copy of ``node`` with ``extra`` in its metadata, kept out of what gets embedded or shown to the LLM:
+    scores and highlights are bookkeeping about the node, not part of it."""
+    if not extra:
+        return node.model_copy()
     update: dict[str, Any] = {
-        "metadata": {**node.metadata, FIRST_STAGE_SCORE_KEY: original.score},
-        # The kept score is bookkeeping: it must not change what gets embedded or shown to the LLM.
-        "excluded_embed_metadata_keys": _with(node.excluded_embed_metadata_keys, FIRST_STAGE_SCORE_KEY),
-        "excluded_llm_metadata_keys": _with(node.excluded_llm_metadata_keys, FIRST_STAGE_SCORE_KEY),
+        "metadata": {**node.metadata, **extra},
+        "excluded_embed_metadata_keys": _with(node.excluded_embed_metadata_keys, extra),
+        "excluded_llm_metadata_keys": _with(node.excluded_llm_metadata_keys, extra),
     }
-    return NodeWithScore(node=node.model_copy(update=update), score=score)
+    return node.model_copy(update=update)
 
 
-def _with(keys: list[str], key: str) -> list[str]:
-    return list(keys) if key in keys else [*keys, key]
+def _with(keys: list[str], added: dict[str, Any]) -> list[str]:
+    return [*keys, *(key for key in added if key not in keys)]

@@ -12,6 +12,7 @@ from llama_index.core.vector_stores.types import MetadataFilters
 from edgecolbert import DEFAULT_TOP_K, InvalidInputError, InvalidTypeError, Result
 from edgecolbert.store import BaseStore, FirstStageName, check_first_stage
 from edgecolbert.store import MetadataFilter as StoreFilter
+from llama_index.postprocessor.edgecolbert_rerank.base import highlighted_metadata, with_hidden_metadata
 from llama_index.retrievers.edgecolbert.filters import to_store_filter
 
 DEFAULT_PREFETCH_K = 100
@@ -25,7 +26,9 @@ class EdgeColbertRetriever(BaseRetriever):
 
     ``first_stage`` is ``"bm25"``, ``"dense"``, ``"hybrid"``, ``"muvera"`` or ``"hybrid-muvera"`` (None:
     the store's default, BM25 where it has it). ``filters`` is edgecolbert's filter form (``{"year": {"gte": 2020}}``) or LlamaIndex
-    ``MetadataFilters`` using AND with ==, in, any, contains and range operators.
+    ``MetadataFilters`` using AND with ==, in, any, contains and range operators. ``highlight=True``
+    puts each node's best passages in its metadata under ``highlights`` (character ranges of the node's
+    text, hidden from embedding and LLM prompts).
     """
 
     def __init__(
@@ -36,6 +39,7 @@ class EdgeColbertRetriever(BaseRetriever):
         prefetch_k: int = DEFAULT_PREFETCH_K,
         first_stage: FirstStageName | None = None,
         filters: MetadataFilters | StoreFilter | None = None,
+        highlight: bool = False,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -46,11 +50,14 @@ class EdgeColbertRetriever(BaseRetriever):
         _check_positive("similarity_top_k", similarity_top_k)
         _check_positive("prefetch_k", prefetch_k)
         check_first_stage(first_stage)
+        if not isinstance(highlight, bool):
+            raise InvalidTypeError(f"highlight must be True or False; got {highlight!r}.")
         self._store = store
         self.similarity_top_k = similarity_top_k
         self.prefetch_k = prefetch_k
         self.first_stage = first_stage
         self.filters = to_store_filter(filters)
+        self.highlight = highlight
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -72,6 +79,7 @@ class EdgeColbertRetriever(BaseRetriever):
             "first_stage": self.first_stage,
             "filter": self.filters,
             "dense_vector": self._dense_vector(query_bundle),
+            "highlight": self.highlight,
         }
 
     def _dense_vector(self, query_bundle: QueryBundle) -> list[float] | None:
@@ -85,7 +93,8 @@ class EdgeColbertRetriever(BaseRetriever):
 
 
 def _node(hit: Result) -> NodeWithScore:
-    return NodeWithScore(node=TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata)), score=hit.score)
+    node = TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
+    return NodeWithScore(node=with_hidden_metadata(node, highlighted_metadata(hit.highlights)), score=hit.score)
 
 
 def _check_positive(name: str, value: object) -> None:
