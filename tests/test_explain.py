@@ -567,3 +567,10 @@ def test_store_hits_carry_highlights_only_on_request(tmp_path, model: ColBERT, m
         async_found, async_again = asyncio.run(run())
         assert [h.highlights for h in async_found] == [h.highlights for h in found]
         assert [h.highlights for h in async_again] == [h.highlights for h in again]
+
+
+@requires_shared
+@pytest.mark.parametrize("variant", ["cased", "lower"])
+def test_a_no_break_space_token_spans_the_no_break_space_alone(edge_models: dict[str, ColBERT], variant: str) -> None:
+    # Byte-level BPE makes " \xa0" one token: its span leaves the carried space out, as for any other token.
+    _check_alignment(edge_models[variant], "cold \xa0 storage")

@@ -248,7 +248,9 @@ def _trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     piece = text[start:end]
     stripped = piece.strip()
     if not stripped:
-        return (start, end)
+        # A token of other whitespace (a no-break space) keeps it; only the space the token carries goes.
+        kept = piece.lstrip(" ")
+        return (end - len(kept), end) if kept else (start, end)
     start += len(piece) - len(piece.lstrip())
     return (start, start + len(stripped))
 
