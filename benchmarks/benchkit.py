@@ -21,7 +21,7 @@ BENCH_ROOT = Path(tempfile.gettempdir()) / "edgecolbert-bench"
 
 # Reuses the tests' checkpoint builder rather than duplicating the exact 17m/32m layout here.
 sys.path.insert(0, str(REPO / "tests"))
-from checkpoints import build_edge_checkpoint
+from checkpoints import build_edge_checkpoint  # noqa: E402 (after the sys.path entry above)
 
 
 def require_shared() -> None:

@@ -2,7 +2,8 @@
 
 Starts ``edgecolbert serve`` on loopback in a child process (so the client's own work does not share
 the server's interpreter) and fires ``--requests`` rerank requests at once from an httpx AsyncClient
-(``--concurrency`` bounds how many are in flight). Each request reranks ``--documents`` SciFact abstracts (title and text) drawn at random from
+(``--concurrency`` bounds how many are in flight). Each request reranks ``--documents`` SciFact abstracts
+(title and text) drawn at random from
 the first ``--pool`` of the corpus for a SciFact test query; without ../shared it falls back to
 generated text and the tiny test model. The model is a random-weight checkpoint of the exact
 mxbai-edge-colbert-v0-17m shape (speed does not depend on weights).

@@ -327,7 +327,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['threads']} threads, torch {m['torch']}")
     for shape, enc in report["encoding"].items():
         print(
-            f"\n1. encoding {enc['docs']} SciFact documents, {shape} shape (other processes: {_share(enc['foreign_cpu_share'])})"
+            f"\n1. encoding {enc['docs']} SciFact documents, {shape} shape (other processes: "
+            f"{_share(enc['foreign_cpu_share'])})"
         )
         print(f"   {'contender':<14} {'docs/s':>8} {'vs torch':>9}   one query (median)")
         for name, rate in enc["docs_per_s"].items():
@@ -362,7 +363,8 @@ def print_report(report: dict[str, Any]) -> None:
         f"\n4. MaxSim, 32 query tokens x ~300 doc tokens x 48 dims (other processes: {_share(mx['foreign_cpu_share'])})"
     )
     print(
-        f"   {'candidates':>10} {'ours ms':>8} {'matmul ms':>10} {'padded ms':>10} {'ours/matmul':>12} {'padded/ours':>12}"
+        f"   {'candidates':>10} {'ours ms':>8} {'matmul ms':>10} {'padded ms':>10} {'ours/matmul':>12} "
+        f"{'padded/ours':>12}"
     )
     for row in mx["rows_ms"]:
         print(

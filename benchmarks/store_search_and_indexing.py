@@ -554,7 +554,8 @@ def print_report(report: dict[str, Any]) -> None:
         spread = f"{min(row['runs']):.1f}-{max(row['runs']):.1f}"
         print(f"{labels[name]:<12} {row['median']:>14.1f} {spread:>15}")
     print(
-        f"store/bare {ix['store_over_bare']:.3f} (goal >= 0.9); store/bare-batched {ix['store_over_bare_batched']:.3f}; "
+        f"store/bare {ix['store_over_bare']:.3f} (goal >= 0.9); store/bare-batched "
+        f"{ix['store_over_bare_batched']:.3f}; "
         f"bare-batched/bare {ix['bare_batched_over_bare']:.3f}"
     )
 
@@ -600,7 +601,8 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"{'':>8} top-{TOP_K} check on {k['queries']} queries: 48 vs 64 same ids {k['same_ids_48_64']}/"
             f"{k['queries']} (max score diff {k['max_score_diff_48_64']:.2e}); search vs engine same ids "
-            f"{k['same_ids_search']}/{k['queries']}; numpy ({syn['numpy_dtype']} held) same ids {k['same_ids_numpy']}/{k['queries']}, "
+            f"{k['same_ids_search']}/{k['queries']}; numpy ({syn['numpy_dtype']} held) same ids "
+            f"{k['same_ids_numpy']}/{k['queries']}, "
             f"min overlap {k['min_overlap_numpy']}, max score diff {k['max_score_diff_numpy']:.2e} "
             f"(top scores {k['top_score_range'][0]:.2f}-{k['top_score_range'][1]:.2f})"
         )

@@ -23,8 +23,8 @@ import bm25s
 import numpy as np
 
 from edgecolbert import Reranker
-from edgecolbert.sources.beir import iter_corpus, load_qrels, load_queries
 from edgecolbert.encoding.convert import from_sentence_transformer
+from edgecolbert.sources.beir import iter_corpus, load_qrels, load_queries
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
 

@@ -1,4 +1,5 @@
-"""On a CUDA device: the encoder matches the CPU, compiled or not, and training runs there and saves a model that loads alike."""
+"""On a CUDA device: the encoder matches the CPU, compiled or not, and training runs there and saves a model
+that loads alike."""
 
 from __future__ import annotations
 

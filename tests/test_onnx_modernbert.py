@@ -15,7 +15,7 @@ from edgecolbert.encoding.backends import onnx_modernbert
 
 onnx = pytest.importorskip("onnx", reason="the ONNX backend needs onnx and onnxruntime (the 'onnx' extra)")
 ort = pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime (the 'onnx' extra)")
-from transformers import ModernBertConfig, ModernBertModel
+from transformers import ModernBertConfig, ModernBertModel  # noqa: E402 (after importorskip)
 
 fused_kernels = pytest.mark.skipif(
     not onnx_modernbert.kernels_available(),

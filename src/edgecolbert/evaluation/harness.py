@@ -67,7 +67,8 @@ def evaluate(
     with pytrec_eval. ``write_batch_size`` documents are encoded and written at a time; each written
     batch survives an interruption.
 
-    ``backend``, ``quantize``, ``pool_factor``, ``onnx_cache_dir``, ``compile`` and ``document_length`` load the model as
+    ``backend``, ``quantize``, ``pool_factor``, ``onnx_cache_dir``, ``compile`` and ``document_length`` load
+    the model as
     :meth:`ColBERT.from_pretrained` does (a given :class:`ColBERT` carries its own). Each combination
     keeps its own cached corpus vectors, and the report records which one was judged; ``compile``
     changes only the speed, so it shares the uncompiled model's cache.

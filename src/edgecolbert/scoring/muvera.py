@@ -41,7 +41,8 @@ _CHUNK_TOKENS = 8192
 class FdeParams:
     """Settings of a fixed-dimensional encoding; equal settings and seed give identical encodings.
 
-    ``projection_dim=None`` (or equal to the token dimension) keeps the token vectors as they are; ``final_dim`` (optional)
+    ``projection_dim=None`` (or equal to the token dimension) keeps the token vectors as they are;
+    ``final_dim`` (optional)
     compresses the whole encoding with a count sketch (each coordinate added, with a random sign,
     to one random output coordinate). The defaults give 16 x 2**3 x 16 = 2,048 dimensions: on
     48- and 64-dimensional synthetic tokens and on SciFact MiniLM tokens they rank like MaxSim as

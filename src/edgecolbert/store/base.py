@@ -490,7 +490,8 @@ class BaseStore:
         return self._highlighted(query, hits if top_k is None else hits[:top_k], highlight)
 
     def explain(self, query: str, doc_id: str | int) -> Explanation:
-        """Why the stored document ``doc_id`` scores what it does for ``query``: see :func:`~edgecolbert.scoring.explain.explain`.
+        """Why the stored document ``doc_id`` scores what it does for ``query``: see
+        :func:`~edgecolbert.scoring.explain.explain`.
 
         Reads the stored text and encodes it once, unpooled, with its token spans (stored vectors
         have none, and a pooled store's vectors average several tokens). The explanation's score

@@ -29,7 +29,8 @@ def add_train_command(commands: Any) -> None:
         "--train",
         type=Path,
         required=True,
-        help="BEIR folder (queries.jsonl, corpus.jsonl, qrels/<split>.tsv) or JSONL of {query, positive[, negatives][, scores]}",
+        help="BEIR folder (queries.jsonl, corpus.jsonl, qrels/<split>.tsv) or JSONL of "
+        "{query, positive[, negatives][, scores]}",
     )
     train.add_argument("--out", type=Path, required=True, help="folder for the fine-tuned model and its checkpoints")
     train.add_argument("--split", default="train", help="judgments to train on, for a BEIR folder (default: train)")

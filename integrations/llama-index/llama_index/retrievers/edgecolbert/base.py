@@ -25,7 +25,8 @@ class EdgeColbertRetriever(BaseRetriever):
     score is the raw MaxSim.
 
     ``first_stage`` is ``"bm25"``, ``"dense"``, ``"hybrid"``, ``"muvera"`` or ``"hybrid-muvera"`` (None:
-    the store's default, BM25 where it has it). ``filters`` is edgecolbert's filter form (``{"year": {"gte": 2020}}``) or LlamaIndex
+    the store's default, BM25 where it has it). ``filters`` is edgecolbert's filter form
+    (``{"year": {"gte": 2020}}``) or LlamaIndex
     ``MetadataFilters`` using AND with ==, in, any, contains and range operators. ``highlight=True``
     puts each node's best passages in its metadata under ``highlights`` (character ranges of the node's
     text, hidden from embedding and LLM prompts).
