@@ -364,7 +364,7 @@ def test_first_stage_names_are_spelled_once() -> None:
         return names <= {element.value for element in elements if isinstance(element, ast.Constant)}
 
     assert _definitions(lists_them) == [f"src/edgecolbert/store/stages.py:{_line_of('FirstStageName = Literal')}"]
-    assert edgecolbert.store.FIRST_STAGES == ("bm25", "dense", "hybrid")
+    assert edgecolbert.store.FIRST_STAGES == ("bm25", "dense", "hybrid", "muvera", "hybrid-muvera")
 
 
 def _line_of(text: str) -> int:
@@ -382,3 +382,13 @@ def test_shared_constants_are_defined_once(constant: str) -> None:
 
     # evaluation.FIRST_STAGES is the subset of first stages an evaluation can use, named apart from the store's.
     assert len([place for place in _definitions(assigns) if "evaluation" not in place]) == 1
+
+
+def test_open_store_is_the_one_entry_point_for_folders_and_servers(tmp_path: Path) -> None:
+    from edgecolbert.store import open_store
+    from edgecolbert.store.connect import open_store as defined
+
+    assert open_store is defined
+    with pytest.raises(edgecolbert.StoreError, match="No store at"):
+        open_store(store=tmp_path / "typo", create=False)
+    assert not (tmp_path / "typo").exists()

@@ -366,7 +366,7 @@ def _json_filter(value: str) -> object:
 
 
 def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool, **options: Any):  # type: ignore[no-untyped-def]
-    from edgecolbert.sources.pipeline import open_store
+    from edgecolbert.store.connect import open_store
 
     return open_store(
         store=args.store,
@@ -466,7 +466,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from edgecolbert.serving.app import API_KEY_ENV_VAR as SERVICE_KEY_ENV_VAR
     from edgecolbert.serving.app import ServiceLimits, ServiceSettings, create_app, serve
-    from edgecolbert.sources.pipeline import check_store_folder
+    from edgecolbert.store.connect import check_store_folder
 
     if args.collection is not None and args.qdrant_url is None and not os.environ.get(URL_ENV_VAR):
         raise InvalidInputError("--collection names a Qdrant collection: add --qdrant-url URL (or set $QDRANT_URL).")

@@ -64,9 +64,9 @@ from edgecolbert.serving.schemas import (
     highlight_options,
 )
 from edgecolbert.serving.ui import ui_router
-from edgecolbert.sources.pipeline import DEFAULT_COLLECTION, open_store
 from edgecolbert.store.base import BaseStore
-from edgecolbert.store.defaults import URL_ENV_VAR
+from edgecolbert.store.connect import open_store
+from edgecolbert.store.defaults import DEFAULT_COLLECTION, URL_ENV_VAR
 from edgecolbert.store.documents import StoreDocument
 
 logger = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from edgecolbert.errors import (
 
 if TYPE_CHECKING:
     from edgecolbert.store.base import AddReport, BaseStore, DenseEmbedder, MultiVectorStore
+    from edgecolbert.store.connect import open_store
     from edgecolbert.store.documents import Hit, Result, StoreDocument
     from edgecolbert.store.edge import EdgeStore
     from edgecolbert.store.filters import MetadataFilter, parse_filter
@@ -38,6 +39,7 @@ __getattr__, __dir__ = lazy_exports(
         "MetadataFilter": "edgecolbert.store.filters",
         "parse_filter": "edgecolbert.store.filters",
         "EdgeStore": "edgecolbert.store.edge",
+        "open_store": "edgecolbert.store.connect",
         "QdrantStore": "edgecolbert.store.qdrant",
         "StoreSchema": "edgecolbert.store.schema",
     },
@@ -66,5 +68,6 @@ __all__ = [
     "StoreLockedError",
     "StoreSchema",
     "check_first_stage",
+    "open_store",
     "parse_filter",
 ]
