@@ -299,6 +299,27 @@ def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> 
     assert blocking_only.latency_session is blocking_only.session
 
 
+def test_a_query_alone_makes_one_session_and_the_first_batch_the_other(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[bool] = []
+    real_make_session = onnx_backend.make_session
+
+    def recording(path: Path, *, threads: int, spinning: bool = False) -> Any:
+        made.append(spinning)
+        return real_make_session(path, threads=threads, spinning=spinning)
+
+    monkeypatch.setattr(onnx_backend, "make_session", recording)
+    model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    query = model.encode_query("late interaction")
+    assert made == [True]  # a search process never pays for the batch session's copy of the weights
+    documents = model.encode_documents(["two documents", "in one batch"])
+    model.encode_documents(["and another batch", "on the same session"])
+    assert made == [True, False]
+    np.testing.assert_array_equal(model.encode_query("late interaction"), query)
+    assert len(documents) == 2
+
+
 def test_queries_and_batches_give_the_same_vectors_on_either_session(stanford_dir: Path, tmp_path: Path) -> None:
     model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
     texts = ["a short query", "another one about glaciers", "a third text"]
