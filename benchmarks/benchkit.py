@@ -10,6 +10,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from typing_extensions import Self
@@ -34,13 +35,18 @@ def require_shared() -> None:
 
 def cached_checkpoint(shape: str) -> Path:
     """The random-weight checkpoint for ``shape``, built once per machine under the temp folder."""
-    target = BENCH_ROOT / f"edge-{shape}"
+    return cached_build(f"edge-{shape}", lambda staging: build_edge_checkpoint(staging, shape=shape))
+
+
+def cached_build(name: str, build: Callable[[Path], object]) -> Path:
+    """``BENCH_ROOT/name``, made by ``build(folder)`` the first time and reused afterwards."""
+    target = BENCH_ROOT / name
     if target.is_dir():
         return target
     BENCH_ROOT.mkdir(parents=True, exist_ok=True)
-    # Built aside and renamed, so an interrupted build never leaves a half checkpoint to reuse.
-    staging = Path(tempfile.mkdtemp(dir=BENCH_ROOT, prefix=f".edge-{shape}-"))
-    build_edge_checkpoint(staging, shape=shape)
+    # Built aside and renamed, so an interrupted build never leaves a half result to reuse.
+    staging = Path(tempfile.mkdtemp(dir=BENCH_ROOT, prefix=f".{name}-"))
+    build(staging)
     try:
         staging.rename(target)
     except OSError:  # another run finished first

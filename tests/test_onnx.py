@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,7 +130,9 @@ def test_second_load_reuses_the_export(stanford_dir: Path, tmp_path: Path, monke
     cache = tmp_path / "cache"
     first = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=cache)
     files = sorted(cache.rglob("*"))
-    assert [path.name for path in files if path.is_file()] == ["model.int8.onnx", "model.onnx"]
+    names = [path.name for path in files if path.is_file()]
+    assert names[:2] == ["model.int8.onnx", "model.onnx"]
+    assert len(names) == 3 and names[2].startswith("prepared-")  # what the load worked out with transformers
     stamps = {path: path.stat().st_mtime_ns for path in files}
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -142,6 +147,90 @@ def test_second_load_reuses_the_export(stanford_dir: Path, tmp_path: Path, monke
     assert second.engine.path == first.engine.path
     assert fp32.engine.path.name == "model.onnx"
     np.testing.assert_array_equal(second.encode_query("late interaction"), first.encode_query("late interaction"))
+
+
+LOAD_PROBE = """
+import json, sys
+from edgecolbert import ColBERT
+model = ColBERT.from_pretrained(sys.argv[1], backend="onnx", onnx_cache_dir=sys.argv[2])
+print(json.dumps({
+    "heavy": [name for name in ("torch", "transformers") if name in sys.modules],
+    "fingerprint": model.fingerprint,
+    "queries": [model.encode_query(text).tolist() for text in json.loads(sys.argv[3])],
+}))
+"""
+
+# Markers in the text, a lone surrogate, a final sigma, a query past the length: each tokenizes its own way.
+TRICKY = ["[unused0] [Q] marker in the text", "bad \ud800 decode", "ΟΔΟΣ uppercase Greek", "long " * 80, "?!"]
+
+
+def _load_in_a_fresh_process(folder: Path, cache: Path) -> dict[str, Any]:
+    probe = subprocess.run(
+        [sys.executable, "-c", LOAD_PROBE, str(folder), str(cache), json.dumps(TRICKY)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert probe.returncode == 0, probe.stderr
+    return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+def test_a_load_that_finds_its_export_imports_neither_torch_nor_transformers(
+    stanford_dir: Path, tmp_path: Path
+) -> None:
+    first = _load_in_a_fresh_process(stanford_dir, tmp_path / "cache")
+    second = _load_in_a_fresh_process(stanford_dir, tmp_path / "cache")
+    assert first["heavy"] == ["torch", "transformers"]  # the export needs both
+    assert second["heavy"] == []
+    assert second["fingerprint"] == first["fingerprint"]
+    assert second["queries"] == first["queries"]
+
+
+@pytest.mark.parametrize("layout", ["stanford", pytest.param("minilm", marks=requires_minilm)])
+def test_a_recorded_load_tokenizes_and_encodes_as_the_first(layout: str, stanford_dir: Path, tmp_path: Path) -> None:
+    folder = stanford_dir if layout == "stanford" else build_minilm_checkpoint(tmp_path / "minilm")
+    cache = tmp_path / "cache"
+    first = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache, query_length=24)
+    [record] = cache.rglob("prepared-*.json")
+    stamp = record.stat().st_mtime_ns
+    second = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache, query_length=24)
+    assert record.stat().st_mtime_ns == stamp  # read, not made again
+    assert second.tokenizer.state() == first.tokenizer.state()
+    for kind in ("query", "document"):
+        ids, truncated = first.tokenizer.token_ids(TRICKY, kind)
+        assert second.tokenizer.token_ids(TRICKY, kind) == (ids, truncated)
+        expected, got = first.tokenizer.pad(ids, kind), second.tokenizer.pad(ids, kind)
+        for field in ("input_ids", "attention_mask", "keep_mask"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+    assert (second.query_length, second.document_length, second.fingerprint) == (
+        24,
+        first.document_length,
+        first.fingerprint,
+    )
+    np.testing.assert_array_equal(second.encode_documents(DOCUMENTS).data, first.encode_documents(DOCUMENTS).data)
+
+
+def test_a_changed_checkpoint_file_or_a_damaged_record_is_worked_out_again(
+    stanford_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(stanford_dir, folder)
+    cache = tmp_path / "cache"
+    first = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache)
+    [record] = cache.rglob("prepared-*.json")
+    # Edited tokenizer settings name another record; the old one is not read.
+    config = folder / "tokenizer_config.json"
+    config.write_text(config.read_text())
+    ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache)
+    assert len(list(cache.rglob("prepared-*.json"))) == 2
+    [newest] = [path for path in cache.rglob("prepared-*.json") if path != record]
+    newest.write_text("{half a record")
+    with caplog.at_level(logging.WARNING, logger="edgecolbert.encoding.prepared"):
+        again = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache)
+    assert "unreadable load record" in caplog.text
+    assert json.loads(newest.read_text())["tokenizer"] == first.tokenizer.state()
+    np.testing.assert_array_equal(again.encode_query("late interaction"), first.encode_query("late interaction"))
 
 
 def test_model_folder_is_left_untouched(stanford_dir: Path, tmp_path: Path) -> None:
@@ -210,6 +299,27 @@ def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> 
     assert latency.intra_op_num_threads == 1
     blocking_only = onnx_backend.OnnxBackend(model.engine.path, threads=1, latency_spinning=False)
     assert blocking_only.latency_session is blocking_only.session
+
+
+def test_a_query_alone_makes_one_session_and_the_first_batch_the_other(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[bool] = []
+    real_make_session = onnx_backend.make_session
+
+    def recording(path: Path, *, threads: int, spinning: bool = False) -> Any:
+        made.append(spinning)
+        return real_make_session(path, threads=threads, spinning=spinning)
+
+    monkeypatch.setattr(onnx_backend, "make_session", recording)
+    model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    query = model.encode_query("late interaction")
+    assert made == [True]  # a search process never pays for the batch session's copy of the weights
+    documents = model.encode_documents(["two documents", "in one batch"])
+    model.encode_documents(["and another batch", "on the same session"])
+    assert made == [True, False]
+    np.testing.assert_array_equal(model.encode_query("late interaction"), query)
+    assert len(documents) == 2
 
 
 def test_queries_and_batches_give_the_same_vectors_on_either_session(stanford_dir: Path, tmp_path: Path) -> None:

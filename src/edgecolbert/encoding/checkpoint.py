@@ -524,7 +524,8 @@ def tensor_shapes(files: Iterable[Path], what: str) -> dict[str, tuple[int, ...]
     shapes: dict[str, tuple[int, ...]] = {}
     for file in files:
         try:
-            with safe_open(str(file), framework="pt") as handle:
+            # numpy, not pt: headers read the same, and torch (seconds to import) is not needed for them.
+            with safe_open(str(file), framework="numpy") as handle:
                 for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
                     shapes[key] = tuple(int(size) for size in handle.get_slice(key).get_shape())
         except Exception as exc:  # safetensors raises its own error types for truncated or garbled files

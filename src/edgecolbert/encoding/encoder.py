@@ -10,17 +10,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
-from tqdm.auto import tqdm
 
+from edgecolbert.encoding import prepared
 from edgecolbert.encoding.backends.base import Backend
-from edgecolbert.encoding.backends.compiled import CompiledTorchBackend, check_compile
-from edgecolbert.encoding.backends.eager import TorchBackend
-from edgecolbert.encoding.backends.onnx import check_backend, load_backend
+from edgecolbert.encoding.backends.onnx import atomic_write, check_backend, export_folder, load_backend
 from edgecolbert.encoding.checkpoint import (
     CheckpointSpec,
     check_backbone_config,
@@ -29,7 +25,6 @@ from edgecolbert.encoding.checkpoint import (
 )
 from edgecolbert.encoding.defaults import default_model_name
 from edgecolbert.encoding.pooling import check_pool_factor, pool_documents
-from edgecolbert.encoding.projection import build_projection
 from edgecolbert.encoding.tokenization import ColbertTokenizer, Kind, TokenAlignment, TokenizedBatch, check_length
 from edgecolbert.errors import (
     CorruptCheckpointError,
@@ -38,20 +33,28 @@ from edgecolbert.errors import (
 )
 from edgecolbert.vectors import MultiVectors
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 logger = logging.getLogger(__name__)
 
-
+# torch (seconds to import) is imported where a torch object is made, so the ONNX backend runs without it.
 _DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
 }
+# What the ONNX backend runs; named without torch, as ``str(torch.float32)`` spells it.
+_ONNX_DTYPE = "torch.float32"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    import torch
+
     if device is not None:
         return torch.device(device)
     if torch.cuda.is_available():
@@ -62,13 +65,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    import torch
+
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
         raise InvalidInputError(f"dtype {dtype!r} is not supported; use one of {', '.join(sorted(_DTYPES))}.")
-    return _DTYPES[dtype]
+    return getattr(torch, _DTYPES[dtype])
 
 
 class ColBERT:
@@ -88,19 +93,30 @@ class ColBERT:
         tokenizer: ColbertTokenizer,
         *,
         name: str,
-        device: torch.device,
-        dtype: torch.dtype,
+        device: torch.device | str,
+        dtype: torch.dtype | str,
         pool_factor: int = 1,
     ) -> None:
         self.spec = spec
         self.engine = engine
         self.tokenizer = tokenizer
         self.name = name
-        self.device = device
-        self.dtype = dtype
+        # Kept as given: the ONNX backend passes names, made torch objects only when read.
+        self._device = device
+        self._dtype = dtype
         self.pool_factor = check_pool_factor(pool_factor)
         self.dim = int(spec.dense[-1].out_features)
         self.fingerprint = self._compute_fingerprint()
+
+    @property
+    def device(self) -> torch.device:
+        import torch
+
+        return torch.device(self._device)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return _torch_dtype(self._dtype)
 
     @property
     def backend(self) -> str:
@@ -117,7 +133,7 @@ class ColBERT:
         variant = list(self.engine.fingerprint_parts)
         if self.pool_factor > 1:
             variant.append(f"pool:{self.pool_factor}")
-        return _fingerprint(self.spec, self.tokenizer, self.dtype, variant)
+        return _fingerprint(self.spec, self.tokenizer, str(self._dtype), variant)
 
     @classmethod
     def from_pretrained(
@@ -161,51 +177,67 @@ class ColBERT:
         check_backend(backend, quantize)
         pool_factor = check_pool_factor(pool_factor)
         torch_device = resolve_device(device) if backend == "torch" else _onnx_device(device)
-        check_compile(compile, backend, torch_device)
+        _check_compile(compile, backend, torch_device)
         name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
         folder = resolve_checkpoint_dir(
             name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir
         )
         spec = read_checkpoint(folder)
-        torch_dtype = resolve_dtype(dtype)
-        if backend == "onnx" and torch_dtype != torch.float32:
-            raise InvalidInputError(
-                f"backend='onnx' runs float32 graphs (or int8 with quantize='int8'), not {torch_dtype}; drop dtype."
-            )
-        config = _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code)
+        torch_dtype = resolve_dtype(dtype) if backend == "torch" else _onnx_dtype(dtype)
+        onnx_record = _onnx_record_file(spec, trust_remote_code, onnx_cache_dir) if backend == "onnx" else None
+        record = prepared.read_record(onnx_record) if onnx_record is not None else None
+        # With a record, transformers (and torch) is imported only if the export has to be made again.
+        config: Any = (
+            None if record is not None else _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code)
+        )
 
         def load_backbone() -> nn.Module:
             return _load_backbone(
                 spec.backbone_dir,
-                config,
-                dtype=torch_dtype,
+                config if config is not None else _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code),
+                dtype=_torch_dtype(torch_dtype),
                 trust_remote_code=trust_remote_code,
                 attn_implementation=attn_implementation,
             )
 
         backbone = load_backbone() if backend == "torch" else None
-        max_positions = getattr(config, "max_position_embeddings", None)
-        tokenizer = ColbertTokenizer(
-            spec,
-            query_length=check_length("query_length", query_length or spec.query_length, max_positions),
-            document_length=check_length("document_length", document_length or spec.document_length, max_positions),
-        )
-        hidden = getattr(config, "hidden_size", None)
+        max_positions = record["max_positions"] if record else getattr(config, "max_position_embeddings", None)
+        query_length = check_length("query_length", query_length or spec.query_length, max_positions)
+        document_length = check_length("document_length", document_length or spec.document_length, max_positions)
+        if record is not None:
+            tokenizer = ColbertTokenizer.from_state(
+                spec, record["tokenizer"], query_length=query_length, document_length=document_length
+            )
+        else:
+            tokenizer = ColbertTokenizer(spec, query_length=query_length, document_length=document_length)
+        hidden = record["hidden_size"] if record else getattr(config, "hidden_size", None)
         if hidden is not None and spec.dense[0].in_features != hidden:
             raise CorruptCheckpointError(
                 f"{spec.dense[0].weights} projects {spec.dense[0].in_features} features but the backbone in "
                 f"{spec.backbone_dir} produces {hidden}."
             )
-        projection = build_projection(spec.dense).to(device=torch_device, dtype=torch_dtype).eval()
+        # A record means these weights loaded before; then the head is built only for an export.
+        projection = _projection(spec, torch_device, torch_dtype) if record is None else None
         engine: Backend
         if backbone is not None:
+            from edgecolbert.encoding.backends.compiled import CompiledTorchBackend
+            from edgecolbert.encoding.backends.eager import TorchBackend
+
             backbone = backbone.to(torch_device).eval()
             torch_backend = CompiledTorchBackend if compile else TorchBackend
             engine = torch_backend(backbone, projection, device=torch_device, dtype=torch_dtype)
         else:
             engine = load_backend(
-                spec, quantize, lambda: (load_backbone().eval(), projection), cache_dir=onnx_cache_dir
+                spec,
+                quantize,
+                lambda: (
+                    load_backbone().eval(),
+                    projection if projection is not None else _projection(spec, torch_device, torch_dtype),
+                ),
+                cache_dir=onnx_cache_dir,
             )
+        if onnx_record is not None and record is None:
+            _write_record(onnx_record, tokenizer, max_positions=max_positions, hidden_size=hidden)
         logger.info(
             "Loaded %s (%s layout) on %s as %s, %s backend", name, spec.layout, torch_device, torch_dtype, backend
         )
@@ -304,6 +336,8 @@ class ColBERT:
         per_text: list[np.ndarray] = [np.empty((0, self.dim), dtype=np.float32)] * len(texts)
         batches = range(0, len(order), batch_size)
         desc = f"Encoding {kind}s"
+        from tqdm.auto import tqdm  # half a second to import, which a single query never needs
+
         for start in tqdm(batches, desc=desc, disable=not show_progress_bar, unit="batch"):
             rows = order[start : start + batch_size]
             batch = self.tokenizer.pad([sequences[i] for i in rows], kind)
@@ -359,12 +393,64 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return items
 
 
-def _onnx_device(device: str | torch.device | None) -> torch.device:
-    if device is not None and torch.device(device).type != "cpu":
+def _onnx_device(device: str | torch.device | None) -> torch.device | str:
+    if device is None:
+        return "cpu"
+    import torch
+
+    if torch.device(device).type != "cpu":
         raise InvalidInputError(
             f"backend='onnx' runs on the CPU, not {device}; use backend='torch' for GPUs or drop device."
         )
     return torch.device("cpu")
+
+
+def _onnx_dtype(dtype: str | torch.dtype | None) -> str:
+    if dtype is None:
+        return _ONNX_DTYPE
+    resolved = resolve_dtype(dtype)
+    if str(resolved) != _ONNX_DTYPE:
+        raise InvalidInputError(
+            f"backend='onnx' runs float32 graphs (or int8 with quantize='int8'), not {resolved}; drop dtype."
+        )
+    return _ONNX_DTYPE
+
+
+def _check_compile(compile: object, backend: str, device: torch.device | str) -> None:
+    # Imports torch, which the ONNX backend does without unless compile is asked for (and refused).
+    if backend == "onnx" and compile is False:
+        return
+    from edgecolbert.encoding.backends.compiled import check_compile
+
+    check_compile(compile, backend, device)
+
+
+def _onnx_record_file(spec: CheckpointSpec, trust_remote_code: bool, cache_dir: str | os.PathLike[str] | None) -> Path:
+    return prepared.record_path(export_folder(spec, cache_dir), spec, trust_remote_code=trust_remote_code)
+
+
+def _write_record(
+    path: Path, tokenizer: ColbertTokenizer, *, max_positions: int | None, hidden_size: int | None
+) -> None:
+    text = prepared.make_record(tokenizer.state(), max_positions=max_positions, hidden_size=hidden_size)
+    try:
+        atomic_write(path, lambda target: target.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        # Only speed is lost: the next load asks transformers again.
+        logger.info("Could not record this load in %s (%s); later loads will import transformers again.", path, exc)
+
+
+def _projection(spec: CheckpointSpec, device: torch.device | str, dtype: torch.dtype | str) -> nn.Module:
+    from edgecolbert.encoding.projection import build_projection
+
+    return build_projection(spec.dense).to(device=device, dtype=_torch_dtype(dtype)).eval()
+
+
+def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """``dtype`` as a torch dtype; a name is spelled as ``str`` spells the dtype (``"torch.float32"``)."""
+    import torch
+
+    return dtype if isinstance(dtype, torch.dtype) else getattr(torch, dtype.removeprefix("torch."))
 
 
 def _load_config(folder: Path, *, trust_remote_code: bool) -> Any:
@@ -450,11 +536,9 @@ def _no_weight_loading_bar() -> Iterator[None]:
                     (hub_utils.disable_progress_bars if hub_bars_disabled else hub_utils.enable_progress_bars)()
 
 
-def _fingerprint(
-    spec: CheckpointSpec, tokenizer: ColbertTokenizer, dtype: torch.dtype, variant: Sequence[str] = ()
-) -> str:
+def _fingerprint(spec: CheckpointSpec, tokenizer: ColbertTokenizer, dtype: str, variant: Sequence[str] = ()) -> str:
     """Identifies what a document's vectors depend on, for caches keyed by model."""
     weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
     stamps = [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
-    parts = [str(spec.path), spec.layout, str(tokenizer.document_length), str(dtype), *stamps, *variant]
+    parts = [str(spec.path), spec.layout, str(tokenizer.document_length), dtype, *stamps, *variant]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
@@ -101,15 +101,44 @@ class ColbertTokenizer:
         self._tokenizer = _plain_backend(hf_tokenizer, lowercase=spec.do_lower_case)
         if spec.layout != "sentence-transformers":
             _register_markers(self._tokenizer, hf_tokenizer, (spec.query_prefix, spec.document_prefix))
-        self.query_length = query_length
-        self.document_length = document_length
-        self.query_expansion = spec.query_expansion
-        self.attend_to_expansion_tokens = spec.attend_to_expansion_tokens
+        self._set_spec(spec, query_length, document_length)
         self.pad_id = _expansion_token_id(hf_tokenizer, spec.expansion_token)
         self._query_prefix = _resolve_prefix(hf_tokenizer, spec.query_prefix)
         self._document_prefix = _resolve_prefix(hf_tokenizer, spec.document_prefix)
         self.skiplist_ids = _skiplist_ids(hf_tokenizer, spec.skiplist_words)
         self.vocab_size = len(hf_tokenizer)
+
+    def _set_spec(self, spec: CheckpointSpec, query_length: int, document_length: int) -> None:
+        self.query_length = query_length
+        self.document_length = document_length
+        self.query_expansion = spec.query_expansion
+        self.attend_to_expansion_tokens = spec.attend_to_expansion_tokens
+
+    def state(self) -> dict[str, Any]:
+        """What transformers worked out for this tokenizer, as JSON-ready values for :meth:`from_state`."""
+        return {
+            "tokenizer": self._tokenizer.to_str(),
+            "pad_id": self.pad_id,
+            "query_prefix": [self._query_prefix.token_id, self._query_prefix.text],
+            "document_prefix": [self._document_prefix.token_id, self._document_prefix.text],
+            "skiplist_ids": self.skiplist_ids.tolist(),
+            "vocab_size": self.vocab_size,
+        }
+
+    @classmethod
+    def from_state(
+        cls, spec: CheckpointSpec, state: dict[str, Any], *, query_length: int, document_length: int
+    ) -> ColbertTokenizer:
+        """The tokenizer :meth:`state` described, rebuilt with the tokenizers library alone (no transformers)."""
+        tokenizer = cls.__new__(cls)
+        tokenizer._tokenizer = Tokenizer.from_str(state["tokenizer"])
+        tokenizer._set_spec(spec, query_length, document_length)
+        tokenizer.pad_id = int(state["pad_id"])
+        tokenizer._query_prefix = _Prefix(*state["query_prefix"])
+        tokenizer._document_prefix = _Prefix(*state["document_prefix"])
+        tokenizer.skiplist_ids = np.array(state["skiplist_ids"], dtype=np.int64)
+        tokenizer.vocab_size = int(state["vocab_size"])
+        return tokenizer
 
     def token_ids(self, texts: Sequence[str], kind: Kind) -> tuple[list[list[int]], int]:
         """Token ids per text with the marker inserted and truncation applied.

@@ -17,7 +17,6 @@ from itertools import islice
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from tqdm.auto import tqdm
 from typing_extensions import Self
 
 from edgecolbert.documents import DocumentLike, Hit, StoreDocument, as_document
@@ -212,6 +211,8 @@ class BaseStore:
         the engine has acknowledged it. Re-running over the same input skips what is already stored,
         which is how an interrupted indexing run resumes.
         """
+        from tqdm.auto import tqdm  # half a second to import, which opening a store to search never needs
+
         check_positive("batch_size", batch_size)
         report = AddReport()
         bar = tqdm(total=total, unit="doc", desc="indexing", disable=not progress, dynamic_ncols=True)

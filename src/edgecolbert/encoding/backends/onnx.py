@@ -13,23 +13,37 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
-import warnings
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-from torch import nn
 
-from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS, onnx_modernbert
+from edgecolbert._lazy import lazy_exports
+from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS
 from edgecolbert.encoding.checkpoint import CheckpointSpec
 from edgecolbert.encoding.tokenization import TokenizedBatch
 from edgecolbert.errors import InvalidInputError, OnnxExportError, require
 
+if TYPE_CHECKING:
+    from torch import nn
+
+
 logger = logging.getLogger(__name__)
+
+# The torch side of an export lives in its own module: a load that finds the export cached runs
+# without torch, which takes seconds to import.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        name: "edgecolbert.encoding.backends.onnx_export"
+        for name in ("ProjectedBackbone", "export_module", "export_onnx")
+    },
+)
 
 Quantize = Literal["int8"]
 
@@ -38,9 +52,11 @@ CACHE_ENV_VAR = "EDGECOLBERT_CACHE"
 _EXPORT_RECIPE = "onnx-v3-opset17"
 # Up to this many tokens, one text runs on the latency session (queries are 32 to 64 tokens long).
 LATENCY_MAX_TOKENS = 128
-_OPSET = 17
 _FP32_NAME = "model.onnx"
 _INT8_NAME = "model.int8.onnx"
+# Older CPU kernels accept the one bias per query row that all heads share but compute wrong
+# results with it (1.20 and 1.21 were checked: vectors off by the full scale).
+MIN_ONNXRUNTIME = (1, 22)
 
 
 def check_backend(backend: str, quantize: str | None) -> None:
@@ -57,6 +73,46 @@ def check_backend(backend: str, quantize: str | None) -> None:
 
 def require_onnxruntime() -> Any:
     return require("onnxruntime", "onnx", "backend='onnx'", instead="use backend='torch'")
+
+
+def kernels_available() -> bool:
+    """Whether the installed ONNX Runtime runs the fused ModernBERT graph correctly (see onnx_modernbert)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    release = []
+    for part in onnxruntime.__version__.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        release.append(int(digits) if digits else 0)
+    return tuple(release) >= MIN_ONNXRUNTIME
+
+
+def default_threads() -> int:
+    """The intra-op thread count torch would use, worked out without importing torch where it is not loaded.
+
+    torch's count honours ``torch.set_num_threads``; its default is ``$MKL_NUM_THREADS``, else
+    ``$OMP_NUM_THREADS``, else the machine's physical cores.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    for variable in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return physical_cores()
+
+
+def physical_cores() -> int:
+    """Cores, not hardware threads, of the whole machine (as cpuinfo, which torch uses, counts them)."""
+    siblings = set()
+    for cpu in Path("/sys/devices/system/cpu").glob("cpu[0-9]*"):
+        try:
+            siblings.add((cpu / "topology" / "thread_siblings_list").read_text().strip())
+        except OSError:
+            continue
+    return len(siblings) or os.cpu_count() or 1
 
 
 def default_cache_root() -> Path:
@@ -77,29 +133,9 @@ def export_key(spec: CheckpointSpec) -> str:
     weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
     stamps = [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
     # An older ONNX Runtime gets the plain trace (see onnx_modernbert), so it must not share files.
-    recipe = _EXPORT_RECIPE if onnx_modernbert.kernels_available() else f"{_EXPORT_RECIPE}-plain"
+    recipe = _EXPORT_RECIPE if kernels_available() else f"{_EXPORT_RECIPE}-plain"
     parts = [recipe, str(spec.path), spec.layout, *stamps]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-class ProjectedBackbone(nn.Module):
-    """Backbone then projection head: the part of the encoder that the ONNX graph holds."""
-
-    def __init__(self, backbone: nn.Module, projection: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection = projection
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.projection(hidden)
-
-
-def export_module(backbone: nn.Module, projection: nn.Module) -> nn.Module:
-    """What gets exported: ModernBERT with ONNX Runtime's fused attention where it applies, else the plain trace."""
-    if onnx_modernbert.supports(backbone):
-        return onnx_modernbert.FusedModernBert(backbone, projection)
-    return ProjectedBackbone(backbone, projection)
 
 
 def load_backend(
@@ -115,14 +151,19 @@ def load_backend(
     A cached file ONNX Runtime cannot open (damaged on disk) is exported again once.
     """
     require_onnxruntime()
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root() / "onnx"
-    folder = root / export_key(spec)
+    folder = export_folder(spec, cache_dir)
     path = _cached_file(folder, spec, quantize, load_torch, refresh=False)
     try:
         return OnnxBackend(path, quantize=quantize)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for unreadable graphs
         logger.warning("Discarding the unreadable ONNX file %s (%s); exporting it again.", path, exc)
     return OnnxBackend(_cached_file(folder, spec, quantize, load_torch, refresh=True), quantize=quantize)
+
+
+def export_folder(spec: CheckpointSpec, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the export of ``spec`` (and what else its loads keep) lives under ``cache_dir``."""
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root() / "onnx"
+    return root / export_key(spec)
 
 
 def _cached_file(
@@ -139,18 +180,20 @@ def _cached_file(
         fp32.unlink(missing_ok=True)
         int8.unlink(missing_ok=True)
     if not fp32.is_file():
+        # Read through this module, where the names load on first use (and tests can replace them).
+        this = sys.modules[__name__]
         backbone, projection = load_torch()
         logger.info("Exporting %s to ONNX in %s (once; later loads reuse it)", spec.path, folder)
-        _atomic_write(fp32, lambda target: export_onnx(export_module(backbone, projection), target))
+        atomic_write(fp32, lambda target: this.export_onnx(this.export_module(backbone, projection), target))
     if quantize is None:
         return fp32
     if not int8.is_file():
         logger.info("Quantizing %s to int8 in %s", fp32, folder)
-        _atomic_write(int8, lambda target: quantize_int8(fp32, target))
+        atomic_write(int8, lambda target: quantize_int8(fp32, target))
     return int8
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     os.close(handle)
@@ -161,41 +204,6 @@ def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
-
-
-def export_onnx(module: nn.Module, target: Path) -> None:
-    """Export with dynamic batch and sequence axes.
-
-    The example batch has a padded row so the attention-mask path is part of the traced graph.
-    """
-    module = module.eval()
-    input_ids = torch.full((2, 16), 5, dtype=torch.long)
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[1, 9:] = 0
-    axes = {0: "batch", 1: "sequence"}
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            # The TorchScript exporter is deprecated in favour of the dynamo one, which takes about 5x
-            # longer here and yields the same graph quality for these encoders.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                (input_ids, attention_mask),
-                str(target),
-                dynamo=False,
-                input_names=["input_ids", "attention_mask"],
-                output_names=["vectors"],
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "vectors": axes},
-                opset_version=_OPSET,
-                do_constant_folding=True,
-                custom_opsets=onnx_modernbert.CONTRIB_OPSETS
-                if isinstance(module, onnx_modernbert.FusedModernBert)
-                else None,
-            )
-    except Exception as exc:  # the exporter raises many types for unsupported operators
-        raise OnnxExportError(
-            f"Exporting the model to ONNX failed: {exc}. Use backend='torch' for this checkpoint."
-        ) from exc
 
 
 def quantize_int8(source: Path, target: Path) -> None:
@@ -289,6 +297,10 @@ class OnnxBackend:
     1.2-1.5 ms spinning against 2.3-2.5 ms blocking, and one thread took 1.9-2.4 ms either way;
     under heavy load from other processes spinning was slower, so ``latency_spinning=False`` turns
     it off. Batches keep the blocking session (see :func:`make_session`).
+
+    The query session is made at once (so an unreadable file fails the load); the batch session
+    when the first batch runs. Each holds its own copy of the weights (about 0.6 s and 100 MiB for
+    MiniLM on 2 busy cores), which a process that only answers queries (a search) never needs.
     """
 
     name = "onnx"
@@ -304,13 +316,40 @@ class OnnxBackend:
     ) -> None:
         self.path = path
         self.quantize = quantize
-        self.threads = threads if threads is not None else torch.get_num_threads()
-        self.session = make_session(path, threads=self.threads, spinning=spinning)
-        self.latency_session = (
-            make_session(path, threads=self.threads, spinning=True)
-            if latency_spinning and not spinning
-            else self.session
-        )
+        self.threads = threads if threads is not None else default_threads()
+        self._spinning = spinning
+        self._latency_spinning = spinning or latency_spinning
+        self._sessions: dict[bool, Any] = {}  # by whether its workers spin
+        self._sessions_lock = threading.Lock()
+        self._session(self._latency_spinning)
+
+    @property
+    def session(self) -> Any:
+        """The session batches run on."""
+        return self._session(self._spinning)
+
+    @session.setter
+    def session(self, session: Any) -> None:
+        self._sessions[self._spinning] = session
+
+    @property
+    def latency_session(self) -> Any:
+        """The session one short text runs on (the batch session itself where both would be alike)."""
+        return self._session(self._latency_spinning)
+
+    @latency_session.setter
+    def latency_session(self, session: Any) -> None:
+        self._sessions[self._latency_spinning] = session
+
+    def _session(self, spinning: bool) -> Any:
+        session = self._sessions.get(spinning)
+        if session is None:
+            with self._sessions_lock:
+                session = self._sessions.get(spinning)
+                if session is None:
+                    session = make_session(self.path, threads=self.threads, spinning=spinning)
+                    self._sessions[spinning] = session
+        return session
 
     @property
     def fingerprint_parts(self) -> tuple[str, ...]:

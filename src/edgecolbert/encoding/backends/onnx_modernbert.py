@@ -19,29 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
+# Defined there, so a load that never exports can ask without importing torch.
+from edgecolbert.encoding.backends.onnx import MIN_ONNXRUNTIME, kernels_available  # noqa: F401
+
 # ONNX Runtime's contrib operator domain, needed by the exporter for the two fused operators.
 CONTRIB_OPSETS = {"com.microsoft": 1}
 # Added to the scores of keys a token may not attend to. Finite, unlike -inf, so a row with no
 # allowed key (a padding position) averages harmlessly instead of turning into NaN; e^-1e9 is 0.
 _MASKED = -1e9
-
-
-# Older CPU kernels accept the one bias per query row that all heads share but compute wrong
-# results with it (1.20 and 1.21 were checked: vectors off by the full scale).
-MIN_ONNXRUNTIME = (1, 22)
-
-
-def kernels_available() -> bool:
-    """Whether the installed ONNX Runtime runs the fused graph correctly."""
-    try:
-        import onnxruntime
-    except ImportError:
-        return False
-    release = []
-    for part in onnxruntime.__version__.split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        release.append(int(digits) if digits else 0)
-    return tuple(release) >= MIN_ONNXRUNTIME
 
 
 def supports(backbone: nn.Module) -> bool:
