@@ -149,8 +149,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, model: ColBERT) -> Ite
 def search_jobs() -> list[dict[str, Any]]:
     jobs = []
     for index, query in enumerate(QUERIES):
-        jobs.append({"query": query, "k": 5})
-        jobs.append({"query": query, "k": 3, "filter": {"topic": TOPICS[index % len(TOPICS)]}})
+        jobs.append({"query": query, "top_k": 5})
+        jobs.append({"query": query, "top_k": 3, "filter": {"topic": TOPICS[index % len(TOPICS)]}})
     return jobs
 
 

@@ -79,12 +79,12 @@ def test_stores_with_and_without_the_vector_coexist(engine: str, tmp_path: Path,
     without = _filled(engine, tmp_path / "without", model)
     assert with_vector.schema.muvera == FdeParams().to_dict() and without.schema.muvera is None
     for first_stage in ("muvera", "hybrid-muvera"):
-        assert len(with_vector.search(QUERIES[0], k=5, prefetch_k=10, first_stage=first_stage)) == 5
+        assert len(with_vector.search(QUERIES[0], top_k=5, prefetch_k=10, first_stage=first_stage)) == 5
         with pytest.raises(InvalidInputError, match=r"has no muvera vector.*store\.add_muvera\(\)"):
             without.search(QUERIES[0], first_stage=first_stage)
         with pytest.raises(InvalidInputError, match="edgecolbert backfill-muvera"):
             without.search_first_stage(QUERIES[0], first_stage=first_stage)
-    bm25 = [[hit.id for hit in s.search(QUERIES[1], k=5, prefetch_k=10)] for s in (with_vector, without)]
+    bm25 = [[hit.id for hit in s.search(QUERIES[1], top_k=5, prefetch_k=10)] for s in (with_vector, without)]
     assert bm25[0] == bm25[1]
     with_vector.close()
     without.close()
@@ -123,9 +123,9 @@ def test_stores_recorded_before_the_field_open_and_search(tmp_path: Path, model:
     record_file.write_text(json.dumps(record))
     with EdgeStore(tmp_path / "store", model) as store:
         assert store.schema.muvera is None
-        assert len(store.search(QUERIES[0], k=3)) == 3
+        assert len(store.search(QUERIES[0], top_k=3)) == 3
         assert store.add_muvera() == len(corpus()[1])
-        assert len(store.search(QUERIES[0], k=3, first_stage="muvera")) == 3
+        assert len(store.search(QUERIES[0], top_k=3, first_stage="muvera")) == 3
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -135,11 +135,11 @@ def test_search_orders_its_first_stage_candidates_by_maxsim(
 ) -> None:
     store = _filled(engine, tmp_path, model, muvera=SMALL)
     for query in QUERIES:
-        candidates = [hit.id for hit in store.search_first_stage(query, k=12, first_stage=first_stage)]
-        hits = store.search(query, k=12, prefetch_k=12, first_stage=first_stage)
+        candidates = [hit.id for hit in store.search_first_stage(query, top_k=12, first_stage=first_stage)]
+        hits = store.search(query, top_k=12, prefetch_k=12, first_stage=first_stage)
         assert len(candidates) == 12
         assert [(hit.id, hit.score) for hit in hits] == [(hit.id, hit.score) for hit in store.rerank(query, candidates)]
-        again = store.search(query, k=12, prefetch_k=12, first_stage=first_stage)
+        again = store.search(query, top_k=12, prefetch_k=12, first_stage=first_stage)
         assert [(hit.id, hit.score) for hit in again] == [(hit.id, hit.score) for hit in hits]
     store.close()
 
@@ -152,7 +152,7 @@ def test_muvera_stage_ranks_by_the_encodings_inner_product(engine: str, tmp_path
     encoded = query_fde(store._storage_vectors(model.encode_query(query)), SMALL)
     scored = [StoredPoint(pid, {}, float(vector @ encoded)) for pid, vector in encodings.items()]
     expected = [point.point_id for point in sorted(scored, key=rank_key)[:10]]
-    got = [point_id(hit.id) for hit in store.search_first_stage(query, k=10, first_stage="muvera")]
+    got = [point_id(hit.id) for hit in store.search_first_stage(query, top_k=10, first_stage="muvera")]
     assert got == expected
     store.close()
 
@@ -163,10 +163,10 @@ def test_hybrid_muvera_fuses_bm25_and_muvera_like_hybrid(engine: str, tmp_path: 
     for query in QUERIES:
         fused: dict[Any, float] = {}
         for stage in ("bm25", "muvera"):
-            for rank, hit in enumerate(store.search_first_stage(query, k=15, first_stage=stage)):
+            for rank, hit in enumerate(store.search_first_stage(query, top_k=15, first_stage=stage)):
                 fused[point_id(hit.id)] = fused.get(point_id(hit.id), 0.0) + 1.0 / (RRF_K + rank)
         expected = sorted((StoredPoint(pid, {}, score) for pid, score in fused.items()), key=rank_key)[:15]
-        got = store.search_first_stage(query, k=15, first_stage="hybrid-muvera")
+        got = store.search_first_stage(query, top_k=15, first_stage="hybrid-muvera")
         assert [(point_id(hit.id), hit.score) for hit in got] == [(p.point_id, p.score) for p in expected]
     store.close()
 
@@ -187,8 +187,8 @@ def test_backfill_equals_indexing_time_vectors(
     assert later.add_muvera() == 0
     for query in QUERIES:
         for first_stage in ("muvera", "hybrid-muvera"):
-            assert later.search(query, k=5, first_stage=first_stage) == indexed.search(
-                query, k=5, first_stage=first_stage
+            assert later.search(query, top_k=5, first_stage=first_stage) == indexed.search(
+                query, top_k=5, first_stage=first_stage
             )
     reopened = _reopen(engine, later, encoder)
     assert reopened.schema.muvera == SMALL.to_dict() and reopened.schema.muvera_complete
@@ -221,7 +221,7 @@ def test_an_interrupted_backfill_is_refused_by_search_and_resumed(engine: str, t
     with pytest.raises(ModelMismatchError):
         store.add_muvera(FdeParams())
     assert store.add_muvera() == len(corpus()[1]) - 16
-    assert len(store.search(QUERIES[0], k=3, first_stage="muvera")) == 3
+    assert len(store.search(QUERIES[0], top_k=3, first_stage="muvera")) == 3
     store.close()
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from tqdm.auto import tqdm
-
 from edgecolbert.scoring.muvera import FdeParams
 from edgecolbert.store.engine import Engine, PointId
 from edgecolbert.store.muvera_stage import check_same, document_encodings, fde_size, stored_params
@@ -40,6 +38,8 @@ def add_muvera(
     chosen = _start(store, params)
     store.engine.add_vector(MUVERA, fde_size(chosen, store.schema))
     done = 0
+    from tqdm.auto import tqdm  # slow to import; a store opened to search never needs it
+
     with tqdm(unit="doc", desc="muvera", disable=not progress, dynamic_ncols=True) as bar:
         while point_ids := store.engine.lacking_vector(MUVERA, COLBERT, batch_size):
             _fill(store, point_ids)
