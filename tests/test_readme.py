@@ -3,9 +3,10 @@
 The README names the hub model; no machine here reaches the hub, so each block runs with that id
 replaced by the folder of a tiny random-weight checkpoint (``$EDGECOLBERT_MODEL`` names it too). Each
 block runs in its own empty working directory, so the stores it creates start empty. A block whose
-first line is ``# needs: <what>`` (a Qdrant server, the hub) is skipped with that reason. A ``print``
-line ending in ``# <text>`` must print that text. Random weights say nothing about the order of the
-results, so only what does not depend on them is checked.
+first line is ``# needs: <what>`` (a Qdrant server, the hub) is skipped with that reason, and so is one
+whose framework package is not installed. A ``print`` line ending in ``# <text>`` must print that text.
+Random weights say nothing about the order of the results, so only what does not depend on them is
+checked.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ HUB_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _NEEDS = re.compile(r"\A# needs: (.+)")
 _EXPECTED_PRINT = re.compile(r"^[ \t]*print\(.*\)[ \t]+# (.+)$", re.MULTILINE)
+_IMPORT = re.compile(r"^(?:from|import) ([\w.]+)", re.MULTILINE)
 
 
 def readme_blocks() -> list[str]:
@@ -58,12 +60,17 @@ def test_readme_block_runs(
     needs = _NEEDS.match(block)
     if needs:
         pytest.skip(f"README block {number + 1} needs {needs.group(1)}")
+    for module in _IMPORT.findall(block):
+        if module.split(".")[0] != "edgecolbert":
+            # The framework packages install apart from the core (the test command installs them all).
+            pytest.importorskip(module, reason=f"README block {number + 1} imports {module}, which is not installed")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(MODEL_ENV_VAR, str(tiny_model_dir))
     code = block.replace(HUB_MODEL, str(tiny_model_dir))
     namespace: dict[str, object] = {"__name__": f"readme_block_{number + 1}"}
     try:
-        exec(compile(code, f"README.md python block {number + 1}", "exec"), namespace)
+        # Running the README's own code is the point of this test.
+        exec(compile(code, f"README.md python block {number + 1}", "exec"), namespace)  # noqa: S102
     finally:
         # A block that fails half-way must not leave a store folder locked for the next one.
         for value in namespace.values():
