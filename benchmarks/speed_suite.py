@@ -210,7 +210,7 @@ def reranking(docs: list[str], queries: list[str], args: argparse.Namespace) -> 
     cycle = iter(queries * 10_000)
 
     def warm(model: ColBERT, vectors: MultiVectors) -> Callable[[], object]:
-        return lambda: edgecolbert.topk(edgecolbert.scoring.maxsim(model.encode_query(next(cycle)), vectors), k=10)
+        return lambda: edgecolbert.topk(edgecolbert.scoring.maxsim(model.encode_query(next(cycle)), vectors), top_k=10)
 
     # Warmed up on a few pairs: a full untimed pass would double the suite's longest step.
     cross.predict(pairs[:8], batch_size=16, show_progress_bar=False)

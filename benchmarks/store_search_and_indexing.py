@@ -432,8 +432,8 @@ def search_latency(
             "bm25": lambda: shard48.query(engine_request(None, q.sparse, prefetch)),
             "engine-48": lambda: shard48.query(request48),
             "engine-64": lambda: shard64.query(request64),
-            "search-48": lambda: store48.search(q.text, k=TOP_K, prefetch_k=prefetch),
-            "search-64": lambda: stores[64].search(q.text, k=TOP_K, prefetch_k=prefetch),
+            "search-48": lambda: store48.search(q.text, top_k=TOP_K, prefetch_k=prefetch),
+            "search-64": lambda: stores[64].search(q.text, top_k=TOP_K, prefetch_k=prefetch),
             "numpy-maxsim": lambda: maxsim(q.vectors48, gathered),
             "numpy-total": lambda: numpy_top(q.vectors48, bm25_ids(q), corpus),
         }
@@ -477,7 +477,7 @@ def consistency(
     for q in queries:
         hits48 = shard48.query(engine_request(q.vectors48, q.sparse, prefetch))
         hits64 = shard64.query(engine_request(q.vectors64, q.sparse, prefetch))
-        search = stores[48].search(q.text, k=TOP_K, prefetch_k=prefetch)
+        search = stores[48].search(q.text, top_k=TOP_K, prefetch_k=prefetch)
         ids = np.array([point.id for point in shard48.query(engine_request(None, q.sparse, prefetch))], np.int64)
         numpy_ids, numpy_scores = numpy_top(q.vectors48, ids, corpus)
         ids48 = [int(point.id) for point in hits48]

@@ -208,18 +208,18 @@ def test_attach_langchain_collection(client: Any, model: ColBERT) -> None:
     all_scores = _maxsim_scores(model, query, texts)
     reranked = store.rerank(query, ids)
     _check_ranked(reranked, dict(zip(ids, all_scores)), N_DOCS)
-    assert store.rerank(query, [ids[4], ids[9]], k=1)[0].id in {ids[4], ids[9]}
+    assert store.rerank(query, [ids[4], ids[9]], top_k=1)[0].id in {ids[4], ids[9]}
 
     # Search: the dense vector proposes the candidates, MaxSim orders them.
     prefetch_k, candidates = _dense_cut(query, texts, near=8)
-    hits = store.search(query, k=5, prefetch_k=prefetch_k)
+    hits = store.search(query, top_k=5, prefetch_k=prefetch_k)
     _check_ranked(hits, {ids[i]: all_scores[i] for i in candidates}, 5)
     by_id = dict(zip(ids, zip(texts, metadatas)))
     for hit in hits:
         assert (hit.text, hit.metadata) == by_id[hit.id]
 
     # Filters reach the nested metadata.
-    dogs = store.search(query, k=50, filter={"topic": "dogs"})
+    dogs = store.search(query, top_k=50, filter={"topic": "dogs"})
     assert {hit.id for hit in dogs} == {pid for pid, meta in zip(ids, metadatas) if meta["topic"] == "dogs"}
     assert store.search(query, filter={"year": {"gte": 2030}}) == []
 
@@ -237,7 +237,7 @@ def test_add_to_attached_langchain_collection(client: Any, model: ColBERT) -> No
     assert record.payload["page_content"] == "a new note about glaciers and comets"
     assert record.payload["metadata"] == {"topic": "glaciers"}
     assert set(record.vector) == {"", "colbert"}
-    hits = store.search("glaciers", k=1, filter={"topic": "glaciers"})
+    hits = store.search("glaciers", top_k=1, filter={"topic": "glaciers"})
     assert [hit.id for hit in hits] == [new_id]
     assert store.count() == 13 and _missing_colbert(client, "lc") == 0
 
@@ -259,7 +259,7 @@ def test_attach_llama_index_collection(client: Any, model: ColBERT, top_level_te
     _check_ranked(store.rerank(query, ids), dict(zip(ids, all_scores)), N_DOCS)
 
     prefetch_k, candidates = _dense_cut(query, texts, near=10)
-    hits = store.search(query, k=4, prefetch_k=prefetch_k)
+    hits = store.search(query, top_k=4, prefetch_k=prefetch_k)
     _check_ranked(hits, {ids[i]: all_scores[i] for i in candidates}, 4)
     by_id = dict(zip(ids, zip(texts, metadatas)))
     for hit in hits:
@@ -268,9 +268,9 @@ def test_attach_llama_index_collection(client: Any, model: ColBERT, top_level_te
         assert hit.metadata == by_id[hit.id][1]
         assert not set(LLAMA_INTERNAL) & set(hit.metadata) and "text" not in hit.metadata
 
-    cats = store.search(query, k=50, filter={"topic": "cats"})
+    cats = store.search(query, top_k=50, filter={"topic": "cats"})
     assert {hit.id for hit in cats} == {pid for pid, meta in zip(ids, metadatas) if meta["topic"] == "cats"}
-    late = store.search(query, k=50, filter={"year": {"gte": 2010}})
+    late = store.search(query, top_k=50, filter={"year": {"gte": 2010}})
     assert {hit.id for hit in late} == {pid for pid, meta in zip(ids, metadatas) if meta["year"] >= 2010}
 
     got = store.get([ids[5]])
@@ -307,7 +307,7 @@ def test_interrupted_attach_resumes_where_it_stopped(model: ColBERT, spy: Encode
     whole = qdrant_client.QdrantClient(":memory:")
     assert langchain_collection(whole, "lc")[0] == ids
     reference = _attach(whole, "lc", model, dense=HashEmbedder(), batch_size=8)
-    for query, options in [("cats and dogs", {}), ("rivers in year 12", {"k": 3, "prefetch_k": 12})]:
+    for query, options in [("cats and dogs", {}), ("rivers in year 12", {"top_k": 3, "prefetch_k": 12})]:
         a = [(hit.id, hit.text, hit.metadata) for hit in store.search(query, **options)]
         b = [(hit.id, hit.text, hit.metadata) for hit in reference.search(query, **options)]
         assert a == b
@@ -335,7 +335,7 @@ def test_reattaching_encodes_nothing_and_checks_the_model(
     assert spy.encoded == []
     assert reopened.schema == first.schema and reopened.model.dim == model.dim
     assert client.get_collection("li").config.metadata["edgecolbert"] == stored
-    assert [hit.id for hit in reopened.search("cats", k=3)] == [hit.id for hit in first.search("cats", k=3)]
+    assert [hit.id for hit in reopened.search("cats", top_k=3)] == [hit.id for hit in first.search("cats", top_k=3)]
 
     with pytest.raises(ModelMismatchError, match="indexed with"):
         _attach(client, "li", other_model, dense=HashEmbedder())
@@ -365,7 +365,7 @@ def test_reattaching_encodes_nothing_and_checks_the_model(
     _attach(client, "li", model, dense=HashEmbedder())
     assert spy.encoded == [text]
     assert _missing_colbert(client, "li") == 0
-    assert extra in {hit.id for hit in first.search(text, k=50, filter={"topic": "comets"})}
+    assert extra in {hit.id for hit in first.search(text, top_k=50, filter={"topic": "comets"})}
     [late] = first.rerank(text, [extra])
     assert late.text == text and late.metadata == {"topic": "comets"}
     assert late.score == pytest.approx(float(_maxsim_scores(model, text, [text])[0]), rel=1e-4)
@@ -398,7 +398,7 @@ def test_undetectable_layouts(client: Any, model: ColBERT) -> None:
     store = _attach(client, "plain", model, dense=HashEmbedder(), layout="llama-index")
     assert store.schema.layout == "llama-index" and store.schema.dense_name == "emb"
     assert _missing_colbert(client, "plain") == 0
-    hits = store.search("violins", k=3, filter={"topic": "violins"})
+    hits = store.search("violins", top_k=3, filter={"topic": "violins"})
     assert hits and all(hit.text == texts[ids.index(hit.id)] for hit in hits)
     assert all(hit.metadata == {"topic": "violins"} for hit in hits)
 
@@ -474,15 +474,15 @@ def test_dense_first_stage_needs_a_query_vector(client: Any, model: ColBERT) -> 
         without.search(query)
     with pytest.raises(InvalidInputError, match="BM25"):
         with_dense.search(query, first_stage="bm25")
-    explicit = without.search(query, k=5, prefetch_k=8, dense_vector=HashEmbedder().embed_query(query))
-    expected = with_dense.search(query, k=5, prefetch_k=8)
+    explicit = without.search(query, top_k=5, prefetch_k=8, dense_vector=HashEmbedder().embed_query(query))
+    expected = with_dense.search(query, top_k=5, prefetch_k=8)
     assert len(explicit) == 5
     assert [hit.to_dict() for hit in explicit] == [hit.to_dict() for hit in expected]
 
     # Opening the attached collection like any other store gives the same dense first stage.
     opened = QdrantStore("lc", client=client, dense=HashEmbedder())
     assert opened.schema.layout == "langchain"
-    assert [hit.to_dict() for hit in opened.search(query, k=5, prefetch_k=8)] == [hit.to_dict() for hit in expected]
+    assert [hit.to_dict() for hit in opened.search(query, top_k=5, prefetch_k=8)] == [hit.to_dict() for hit in expected]
     with pytest.raises(InvalidInputError, match="dense_vector="):
         QdrantStore("lc", model, client=client).search(query)
 
@@ -529,7 +529,7 @@ def test_attach_that_died_before_creating_the_vector_completes(client: Any, mode
     assert "colbert" not in client.get_collection("lc").config.params.vectors
     store = _attach(client, "lc", model, dense=HashEmbedder())
     assert _missing_colbert(client, "lc") == 0
-    assert len(store.search("cats", k=3)) == 3
+    assert len(store.search("cats", top_k=3)) == 3
 
 
 def test_attach_warns_when_the_layout_finds_no_text(

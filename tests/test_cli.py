@@ -37,7 +37,13 @@ def test_rerank_json(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0
     results = json.loads(capsys.readouterr().out)
     assert [r["index"] for r in results] == [1, 0]
-    assert set(results[0]) == {"index", "score", "normalized_score", "document"}
+    # The result type the reranker and the stores share: plain strings have no id and no metadata.
+    assert set(results[0]) == {"id", "index", "score", "normalized_score", "text", "metadata"}
+    assert (results[0]["id"], results[0]["text"], results[0]["metadata"]) == (
+        None,
+        "Paris is the capital of France.",
+        {},
+    )
 
 
 def test_rerank_reads_candidates_from_a_file(model_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

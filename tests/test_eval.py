@@ -359,7 +359,9 @@ def _rankings(
     """Both rankings again, straight from the cached store, to check the report against."""
     texts = {qid: QUERIES[qid][0] for qid in query_ids}
     with EdgeStore(report.store, model) as store:
-        first = {qid: [hit.id for hit in store.search_first_stage(text, k=report.top_k)] for qid, text in texts.items()}
+        first = {
+            qid: [hit.id for hit in store.search_first_stage(text, top_k=report.top_k)] for qid, text in texts.items()
+        }
         reranked = {qid: [hit.id for hit in store.rerank(texts[qid], ids)] if ids else [] for qid, ids in first.items()}
     return first, reranked
 

@@ -28,7 +28,7 @@ def test_bm25_ranks_by_its_own_score_without_the_encoder(store, monkeypatch: pyt
         raise AssertionError("the first stage alone must not encode the query")
 
     monkeypatch.setattr(store.model, "encode_query", no_encoding)
-    hits = store.search_first_stage("violins and comets", k=12)
+    hits = store.search_first_stage("violins and comets", top_k=12)
     assert 0 < len(hits) <= 12
     scores = [hit.score for hit in hits]
     assert scores == sorted(scores, reverse=True)
@@ -38,8 +38,8 @@ def test_bm25_ranks_by_its_own_score_without_the_encoder(store, monkeypatch: pyt
 
 def test_search_reranks_exactly_the_first_stage_candidates(store) -> None:  # type: ignore[no-untyped-def]
     for first_stage in ("bm25", "dense", "hybrid"):
-        candidates = store.search_first_stage("rivers seen in year 7", k=9, first_stage=first_stage)
-        reranked = store.search("rivers seen in year 7", k=9, prefetch_k=9, first_stage=first_stage)
+        candidates = store.search_first_stage("rivers seen in year 7", top_k=9, first_stage=first_stage)
+        reranked = store.search("rivers seen in year 7", top_k=9, prefetch_k=9, first_stage=first_stage)
         assert len(candidates) == 9 and len(reranked) == 9
         assert {hit.id for hit in reranked} == {hit.id for hit in candidates}, first_stage
         by_rerank = store.rerank("rivers seen in year 7", [hit.id for hit in reranked])
@@ -48,7 +48,7 @@ def test_search_reranks_exactly_the_first_stage_candidates(store) -> None:  # ty
 
 def test_dense_first_stage_orders_by_the_dense_similarity(store) -> None:  # type: ignore[no-untyped-def]
     query = "cats and dogs"
-    hits = store.search_first_stage(query, k=60, first_stage="dense")
+    hits = store.search_first_stage(query, top_k=60, first_stage="dense")
     assert len(hits) == 60
     embedder = HashEmbedder()
     expected = sorted(
@@ -59,17 +59,17 @@ def test_dense_first_stage_orders_by_the_dense_similarity(store) -> None:  # typ
 
 
 def test_hybrid_scores_are_reciprocal_rank_fusion(store) -> None:  # type: ignore[no-untyped-def]
-    hits = store.search_first_stage("mountains in year 3", k=5, first_stage="hybrid")
+    hits = store.search_first_stage("mountains in year 3", top_k=5, first_stage="hybrid")
     assert len(hits) == 5
     # RRF with k=60 over two lists, ranks counted from 0 as Qdrant does: at most 2/60 per document.
     assert all(0 < hit.score <= 2 / 60 + 1e-9 for hit in hits)
 
 
 def test_filters_and_arguments(store) -> None:  # type: ignore[no-untyped-def]
-    hits = store.search_first_stage("cats", k=20, filter={"topic": "cats"})
+    hits = store.search_first_stage("cats", top_k=20, filter={"topic": "cats"})
     assert hits and all(hit.metadata["topic"] == "cats" for hit in hits)
     with pytest.raises(InvalidInputError):
-        store.search_first_stage("cats", k=0)
+        store.search_first_stage("cats", top_k=0)
     with pytest.raises(EmptyQueryError):
         store.search_first_stage("  ")
     with pytest.raises(InvalidInputError):
@@ -79,5 +79,5 @@ def test_filters_and_arguments(store) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_async_twin_matches(store) -> None:  # type: ignore[no-untyped-def]
-    sync = store.search_first_stage("comets", k=5)
-    assert asyncio.run(store.asearch_first_stage("comets", k=5)) == sync
+    sync = store.search_first_stage("comets", top_k=5)
+    assert asyncio.run(store.asearch_first_stage("comets", top_k=5)) == sync

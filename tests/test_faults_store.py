@@ -82,7 +82,7 @@ def test_a_write_failing_mid_stream_loses_no_acknowledged_batch(engine: str, tmp
     assert store.count() == 20
     assert store.get(["doc-20", "doc-29"]) == []
     # The store keeps serving reads and writes.
-    assert store.search("river delta channels", k=3)
+    assert store.search("river delta channels", top_k=3)
     failing.armed = False
     counting = CountingModel(model)
     store.model = counting
@@ -239,7 +239,7 @@ def test_a_truncated_engine_file_gives_a_store_error_naming_the_store(
 ) -> None:
     folder = damaged_copy(built_store, tmp_path, lambda f: (_segment(f) / damaged).write_bytes(b"\0" * 64))
     with EdgeStore(folder) as store, pytest.raises(StoreError, match="its files are damaged: restore") as caught:
-        store.search("hello", k=2)
+        store.search("hello", top_k=2)
     assert str(folder) in str(caught.value)
 
 
@@ -351,7 +351,7 @@ def test_the_creator_that_loses_the_lock_writes_nothing(
         assert _record(folder) == recorded
     monkeypatch.undo()
     with EdgeStore(folder) as reopened:
-        assert reopened.search("hello", k=1)[0].id == "a"
+        assert reopened.search("hello", top_k=1)[0].id == "a"
 
 
 def test_a_second_creator_that_gets_the_lock_later_keeps_the_first_record(
@@ -469,7 +469,7 @@ def test_kill_during_optimize_or_close_keeps_every_acknowledged_write(
     with EdgeStore(store) as reopened:
         assert reopened.count() == 401
         assert len(reopened.get([f"k{i}" for i in range(400)] + ["late"])) == 401
-        assert reopened.search("topic 5", k=3)
+        assert reopened.search("topic 5", top_k=3)
 
 
 def test_schema_file_is_plain_json_written_whole(built_store: Path) -> None:

@@ -59,7 +59,7 @@ def test_index_then_search_a_folder_of_text_files(
     assert main(["search", "glaciers and ice", "--store", str(store), "-k", "3", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 3
-    assert all(set(hit) == {"id", "score", "text", "metadata"} for hit in hits)
+    assert all(set(hit) == {"id", "score", "normalized_score", "text", "metadata", "index"} for hit in hits)
     for hit in hits:
         source = hit["metadata"]["source"]
         assert source == "glaciers.txt" and hit["id"].startswith("glaciers.txt#")

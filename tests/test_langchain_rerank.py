@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def _counting(compressor: EdgeColbertRerank) -> CountingModel:
 
 
 def test_order_and_scores_are_the_rerankers(model: ColBERT, documents: list[Document]) -> None:
-    ranked = EdgeColbertRerank(reranker=Reranker(model), top_n=None).compress_documents(documents, QUERY)
+    ranked = EdgeColbertRerank(model=Reranker(model), top_n=None).compress_documents(documents, QUERY)
     expected = Reranker(model).rerank(QUERY, _texts(documents))
     assert [doc.page_content for doc in ranked] == [result.document for result in expected]
     assert [doc.metadata[SCORE_KEY] for doc in ranked] == pytest.approx([result.score for result in expected])
@@ -57,9 +58,9 @@ def test_order_and_scores_are_the_rerankers(model: ColBERT, documents: list[Docu
 
 
 @pytest.mark.parametrize("as_path", [False, True])
-def test_model_name_or_path_loads_the_checkpoint(model: ColBERT, documents: list[Document], as_path: bool) -> None:
+def test_model_loads_the_checkpoint(model: ColBERT, documents: list[Document], as_path: bool) -> None:
     where = Path(model.name) if as_path else model.name
-    compressor = EdgeColbertRerank(model_name_or_path=where, model_kwargs={"device": "cpu"}, top_n=None)
+    compressor = EdgeColbertRerank(model=where, model_kwargs={"device": "cpu"}, top_n=None)
     ranked = compressor.compress_documents(documents, QUERY)
     assert compressor.reranker is not None and compressor.reranker.model.dim == model.dim
     expected = Reranker(model).rerank(QUERY, _texts(documents))
@@ -81,14 +82,14 @@ def test_without_a_model_it_loads_edgecolberts_default(
 
 @pytest.mark.parametrize(("top_n", "expected"), [(3, 3), (1, 1), (None, 12), (50, 12)])
 def test_top_n(model: ColBERT, documents: list[Document], top_n: int | None, expected: int) -> None:
-    everything = EdgeColbertRerank(reranker=Reranker(model), top_n=None).compress_documents(documents, QUERY)
-    ranked = EdgeColbertRerank(reranker=Reranker(model), top_n=top_n).compress_documents(documents, QUERY)
+    everything = EdgeColbertRerank(model=Reranker(model), top_n=None).compress_documents(documents, QUERY)
+    ranked = EdgeColbertRerank(model=Reranker(model), top_n=top_n).compress_documents(documents, QUERY)
     assert len(ranked) == expected
     assert _texts(list(ranked)) == _texts(list(everything))[:expected]
 
 
 def test_default_top_n_is_three_and_per_call_override(model: ColBERT, documents: list[Document]) -> None:
-    compressor = EdgeColbertRerank(reranker=Reranker(model))
+    compressor = EdgeColbertRerank(model=Reranker(model))
     assert len(compressor.compress_documents(documents, QUERY)) == 3
     assert len(compressor.rerank(documents, QUERY, top_n=5)) == 5
     assert len(compressor.rerank(documents, QUERY, top_n=None)) == len(documents)
@@ -100,7 +101,7 @@ def test_returns_copies_and_leaves_the_callers_documents_alone(model: ColBERT, d
     for doc in documents:
         doc.metadata["nested"] = {"kept": [1, 2]}
     before = copy.deepcopy(documents)
-    ranked = EdgeColbertRerank(reranker=Reranker(model), top_n=None).compress_documents(documents, QUERY)
+    ranked = EdgeColbertRerank(model=Reranker(model), top_n=None).compress_documents(documents, QUERY)
     assert documents == before
     assert all(SCORE_KEY not in doc.metadata for doc in documents)
     originals = {id(doc) for doc in documents} | {id(doc.metadata) for doc in documents}
@@ -118,7 +119,7 @@ def test_first_stage_score_is_kept(model: ColBERT, documents: list[Document]) ->
             doc.metadata[SCORE_KEY] = 100.0 - i
         else:
             doc.metadata["score"] = 0.5 - i / 100
-    compressor = EdgeColbertRerank(reranker=Reranker(model), top_n=None)
+    compressor = EdgeColbertRerank(model=Reranker(model), top_n=None)
     ranked = compressor.compress_documents(documents, QUERY)
     expected = Reranker(model).rerank(QUERY, _texts(documents))
     by_id = {doc.id: doc for doc in documents}
@@ -134,7 +135,7 @@ def test_first_stage_score_is_kept(model: ColBERT, documents: list[Document]) ->
 
 
 def test_documents_without_a_first_stage_score_get_none(model: ColBERT, documents: list[Document]) -> None:
-    ranked = EdgeColbertRerank(reranker=Reranker(model)).compress_documents(documents, QUERY)
+    ranked = EdgeColbertRerank(model=Reranker(model)).compress_documents(documents, QUERY)
     assert all(FIRST_STAGE_SCORE_KEY not in doc.metadata for doc in ranked)
 
 
@@ -152,7 +153,7 @@ async def test_async_matches_sync_and_uses_the_async_twin(model: ColBERT, docume
         return await real(*args, **kwargs)
 
     reranker.arerank = recording_arerank  # type: ignore[method-assign]
-    compressor = EdgeColbertRerank(reranker=reranker, top_n=5)
+    compressor = EdgeColbertRerank(model=reranker, top_n=5)
     ranked = await compressor.acompress_documents(documents, QUERY)
     assert calls == ["arerank"]
     assert ranked == compressor.compress_documents(documents, QUERY)
@@ -164,7 +165,7 @@ async def test_async_matches_sync_and_uses_the_async_twin(model: ColBERT, docume
 
 @pytest.mark.parametrize("query", ["", "   \n"])
 def test_empty_query_raises_and_encodes_nothing(model: ColBERT, documents: list[Document], query: str) -> None:
-    compressor = EdgeColbertRerank(reranker=Reranker(model))
+    compressor = EdgeColbertRerank(model=Reranker(model))
     counting = _counting(compressor)
     with pytest.raises(EmptyQueryError, match="empty"):
         compressor.compress_documents(documents, query)
@@ -172,36 +173,52 @@ def test_empty_query_raises_and_encodes_nothing(model: ColBERT, documents: list[
 
 
 def test_no_documents_give_no_documents(model: ColBERT) -> None:
-    assert EdgeColbertRerank(reranker=Reranker(model)).compress_documents([], QUERY) == []
+    assert EdgeColbertRerank(model=Reranker(model)).compress_documents([], QUERY) == []
 
 
 def test_a_non_document_is_named_and_nothing_changes(model: ColBERT, documents: list[Document]) -> None:
     mixed: list[Any] = [*documents[:2], "plain text", documents[2]]
     before = copy.deepcopy(mixed)
     with pytest.raises(InvalidDocumentError, match=r"documents\[2\] is a str"):
-        EdgeColbertRerank(reranker=Reranker(model)).compress_documents(mixed, QUERY)
+        EdgeColbertRerank(model=Reranker(model)).compress_documents(mixed, QUERY)
     assert mixed == before
 
 
 @pytest.mark.parametrize("top_n", [0, -2, True, "3", 2.5])
 def test_bad_top_n_is_refused(model: ColBERT, top_n: Any) -> None:
     with pytest.raises(ValidationError, match="top_n"):
-        EdgeColbertRerank(reranker=Reranker(model), top_n=top_n)
+        EdgeColbertRerank(model=Reranker(model), top_n=top_n)
 
 
-def test_reranker_and_model_name_together_are_refused(model: ColBERT) -> None:
-    with pytest.raises(ValidationError, match="either reranker= or model_name_or_path="):
-        EdgeColbertRerank(reranker=Reranker(model), model_name_or_path=model.name)
+def test_old_model_keywords_still_work_with_a_deprecation_warning(model: ColBERT, documents: list[Document]) -> None:
+    expected = EdgeColbertRerank(model=Reranker(model), top_n=None).compress_documents(documents, QUERY)
+    with pytest.warns(DeprecationWarning, match="model_name_or_path= is deprecated"):
+        by_name = EdgeColbertRerank(model_name_or_path=model.name, top_n=None)
+    with pytest.warns(DeprecationWarning, match="reranker= is deprecated"):
+        by_reranker = EdgeColbertRerank(reranker=Reranker(model), top_n=None)
+    for compressor in (by_name, by_reranker):
+        assert isinstance(compressor.model, Reranker) and compressor.reranker is compressor.model
+        ranked = compressor.compress_documents(documents, QUERY)
+        assert [doc.metadata[SCORE_KEY] for doc in ranked] == pytest.approx(
+            [doc.metadata[SCORE_KEY] for doc in expected], rel=1e-5
+        )
+
+
+def test_a_model_under_two_names_is_refused(model: ColBERT) -> None:
+    with pytest.raises(ValidationError, match="give model= only"):
+        EdgeColbertRerank(model=Reranker(model), model_name_or_path=model.name)
+    with pytest.raises(ValidationError, match="loaded already"):
+        EdgeColbertRerank(model=Reranker(model), model_kwargs={"device": "cpu"})
 
 
 def test_unknown_option_is_refused(model: ColBERT) -> None:
     with pytest.raises(ValidationError, match="top_k"):
-        EdgeColbertRerank(reranker=Reranker(model), top_k=3)
+        EdgeColbertRerank(model=Reranker(model), top_k=3)
 
 
 def test_store_with_another_model_is_refused(tmp_path: Path, model: ColBERT, other_model: ColBERT) -> None:
     with open_store("edge", tmp_path, model) as store, pytest.raises(ModelMismatchError, match="encodes differently"):
-        EdgeColbertRerank(reranker=Reranker(other_model), store=store)
+        EdgeColbertRerank(model=Reranker(other_model), store=store)
 
 
 # ---- documents held by a store ----------------------------------------------------------------
@@ -234,7 +251,7 @@ async def test_async_stored_documents_are_not_encoded(store: Any, documents: lis
     counting = _counting(compressor)
     ranked = await compressor.acompress_documents(documents, QUERY)
     assert counting.encoded == []
-    assert [doc.id for doc in ranked] == [hit.id for hit in store.rerank(QUERY, [doc.id for doc in documents], k=4)]
+    assert [doc.id for doc in ranked] == [hit.id for hit in store.rerank(QUERY, [doc.id for doc in documents], top_k=4)]
 
 
 def test_stored_and_new_documents_make_one_ranking(store: Any, documents: list[Document]) -> None:
@@ -258,15 +275,38 @@ def test_stored_and_new_documents_make_one_ranking(store: Any, documents: list[D
     assert {doc.page_content for doc in ranked} == set(_texts(candidates))
 
 
-def test_ids_in_metadata_find_stored_documents(store: Any, documents: list[Document]) -> None:
+def test_a_users_own_metadata_ids_do_not_hide_the_stored_id(
+    store: Any, documents: list[Document], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The user's documents carry their own "doc_id" / "id"; Document.id is the id the store gave them.
     candidates = [
-        Document(page_content=documents[0].page_content, metadata={"id": documents[0].id}),
-        Document(page_content=documents[1].page_content, metadata={"doc_id": documents[1].id}),
+        Document(id=doc.id, page_content=doc.page_content, metadata={"doc_id": f"user-{i}", "id": i + 1000})
+        for i, doc in enumerate(documents[:3])
     ]
     compressor = EdgeColbertRerank(store=store, top_n=None)
     counting = _counting(compressor)
-    ranked = compressor.compress_documents(candidates, QUERY)
+    with caplog.at_level(logging.INFO, logger="edgecolbert.scoring.reranker"):
+        ranked = compressor.compress_documents(candidates, QUERY)
     assert counting.encoded == []
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Reranked 3 documents: 3 scored from vectors stored in {store.where}, 0 encoded."
+    ]
+    assert [doc.metadata["doc_id"] for doc in ranked] == [
+        f"user-{int(hit.id.split('-')[1])}" for hit in store.rerank(QUERY, [doc.id for doc in candidates])
+    ]
+
+
+def test_only_store_ids_find_stored_documents(store: Any, documents: list[Document]) -> None:
+    # langchain-qdrant's point id in metadata["_id"] is the store's; a user's metadata["id"] or ["doc_id"] is not,
+    # and must not shadow it.
+    by_qdrant_key = Document(
+        page_content=documents[0].page_content, metadata={"_id": documents[0].id, "doc_id": "user-0", "id": 7}
+    )
+    by_user_key = Document(page_content=documents[1].page_content, metadata={"id": documents[1].id})
+    compressor = EdgeColbertRerank(store=store, top_n=None)
+    counting = _counting(compressor)
+    ranked = compressor.compress_documents([by_qdrant_key, by_user_key], QUERY)
+    assert counting.encoded == [by_user_key.page_content]
     assert len(ranked) == 2
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edgecolbert import ColBERT, EmptyQueryError, Reranker
+from edgecolbert import DEFAULT_TOP_K, ColBERT, EmptyQueryError, Reranker
 from edgecolbert.errors import StoreLockedError
 from edgecolbert.store import EdgeStore
 from store_fixtures import CountingModel, HashEmbedder, corpus, open_store
@@ -61,7 +61,7 @@ def test_results_are_the_stores_search(store: Any, first_stage: str | None) -> N
     assert len(found) == 6
     # Ties are broken by point id at every cut, so one answer is the answer.
     assert _as_hits(found) == [
-        (hit.id, hit.score) for hit in store.search(QUERY, k=6, prefetch_k=15, first_stage=first_stage)
+        (hit.id, hit.score) for hit in store.search(QUERY, top_k=6, prefetch_k=15, first_stage=first_stage)
     ]
     texts, ids, metadatas = corpus(N_DOCS)
     by_id = {doc_id: (text, meta) for text, doc_id, meta in zip(texts, ids, metadatas)}
@@ -70,7 +70,7 @@ def test_results_are_the_stores_search(store: Any, first_stage: str | None) -> N
 
 
 def test_default_k_is_four(store: Any) -> None:
-    assert len(EdgeColbertRetriever(store=store).invoke(QUERY)) == 4
+    assert len(EdgeColbertRetriever(store=store).invoke(QUERY)) == DEFAULT_TOP_K
 
 
 def test_filter_restricts_the_search(store: Any) -> None:
@@ -78,7 +78,7 @@ def test_filter_restricts_the_search(store: Any) -> None:
     found = EdgeColbertRetriever(store=store, k=10, filter=condition).invoke("a short text about cats")
     assert found, "the filter leaves documents that BM25 matches"
     assert all(doc.metadata["year"] >= 2010 and "even" in doc.metadata["tags"] for doc in found)
-    hits = store.search("a short text about cats", k=10, filter=condition)
+    hits = store.search("a short text about cats", top_k=10, filter=condition)
     assert [doc.id for doc in found] == [hit.id for hit in hits]
 
 
@@ -86,7 +86,7 @@ def test_options_can_be_given_per_call(store: Any) -> None:
     retriever = EdgeColbertRetriever(store=store, k=5)
     assert len(retriever.invoke(QUERY, k=2)) == 2
     per_call = retriever.invoke(QUERY, first_stage="dense", filter={"topic": "comets"}, k=3)
-    hits = store.search(QUERY, k=3, first_stage="dense", filter={"topic": "comets"})
+    hits = store.search(QUERY, top_k=3, first_stage="dense", filter={"topic": "comets"})
     assert [doc.id for doc in per_call] == [hit.id for hit in hits]
     assert retriever.k == 5 and retriever.filter is None  # a per-call option changes nothing for the next call
 
@@ -130,7 +130,7 @@ def test_from_path_opens_the_embedded_store(tmp_path: Path, model: ColBERT) -> N
     texts, ids, metadatas = corpus(12)
     with EdgeStore(tmp_path / "docs", model) as store:
         store.add(texts, ids, metadatas)
-        expected = [(hit.id, hit.score) for hit in store.search(QUERY, k=3)]
+        expected = [(hit.id, hit.score) for hit in store.search(QUERY, top_k=3)]
     retriever = EdgeColbertRetriever.from_path(tmp_path / "docs", model, k=3)
     try:
         assert isinstance(retriever.store, EdgeStore)
@@ -154,7 +154,7 @@ def test_from_qdrant_opens_a_collection(model: ColBERT) -> None:
     texts, ids, metadatas = corpus(12)
     retriever = EdgeColbertRetriever.from_qdrant("notes", model, client=client, k=2)
     retriever.store.add(texts, ids, metadatas)
-    assert [doc.id for doc in retriever.invoke(QUERY)] == [hit.id for hit in retriever.store.search(QUERY, k=2)]
+    assert [doc.id for doc in retriever.invoke(QUERY)] == [hit.id for hit in retriever.store.search(QUERY, top_k=2)]
 
 
 # ---- RerankRetriever -------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def keyword_retriever() -> KeywordRetriever:
 
 def test_rerank_retriever_reorders_the_first_stage(model: ColBERT, keyword_retriever: KeywordRetriever) -> None:
     retriever = RerankRetriever(
-        base_retriever=keyword_retriever, reranker=EdgeColbertRerank(reranker=Reranker(model), top_n=5)
+        base_retriever=keyword_retriever, reranker=EdgeColbertRerank(model=Reranker(model), top_n=5)
     )
     found = retriever.invoke(QUERY)
     candidates = keyword_retriever.invoke(QUERY)
@@ -204,7 +204,7 @@ def test_rerank_retriever_over_an_in_memory_vector_store(model: ColBERT) -> None
     vector_store = InMemoryVectorStore(DeterministicFakeEmbedding(size=16))
     vector_store.add_texts(texts, metadatas=metadatas, ids=ids)
     base = vector_store.as_retriever(search_kwargs={"k": 10})
-    retriever = RerankRetriever(base_retriever=base, reranker=EdgeColbertRerank(reranker=Reranker(model)), k=4)
+    retriever = RerankRetriever(base_retriever=base, reranker=EdgeColbertRerank(model=Reranker(model)), k=4)
     found = retriever.invoke(QUERY)
     candidates = base.invoke(QUERY)
     expected = Reranker(model).rerank(QUERY, [doc.page_content for doc in candidates], top_k=4)
@@ -214,7 +214,7 @@ def test_rerank_retriever_over_an_in_memory_vector_store(model: ColBERT) -> None
 def test_rerank_retriever_takes_a_compressor_that_loaded_its_model(
     model: ColBERT, keyword_retriever: KeywordRetriever
 ) -> None:
-    compressor = EdgeColbertRerank(model_name_or_path=model.name, model_kwargs={"device": "cpu"}, top_n=3)
+    compressor = EdgeColbertRerank(model=model.name, model_kwargs={"device": "cpu"}, top_n=3)
     loaded = compressor.reranker
     retriever = RerankRetriever(base_retriever=keyword_retriever, reranker=compressor)
     assert retriever.reranker.reranker is loaded  # taken as it is, not loaded again
@@ -224,7 +224,7 @@ def test_rerank_retriever_takes_a_compressor_that_loaded_its_model(
 
 
 def test_rerank_retriever_k(model: ColBERT, keyword_retriever: KeywordRetriever) -> None:
-    reranker = EdgeColbertRerank(reranker=Reranker(model), top_n=2)
+    reranker = EdgeColbertRerank(model=Reranker(model), top_n=2)
     assert len(RerankRetriever(base_retriever=keyword_retriever, reranker=reranker).invoke(QUERY)) == 2
     retriever = RerankRetriever(base_retriever=keyword_retriever, reranker=reranker, k=6)
     assert len(retriever.invoke(QUERY)) == 6
@@ -241,7 +241,7 @@ def test_rerank_retriever_k(model: ColBERT, keyword_retriever: KeywordRetriever)
 @pytest.mark.asyncio
 async def test_rerank_retriever_async_matches_sync(model: ColBERT, keyword_retriever: KeywordRetriever) -> None:
     retriever = RerankRetriever(
-        base_retriever=keyword_retriever, reranker=EdgeColbertRerank(reranker=Reranker(model), top_n=4)
+        base_retriever=keyword_retriever, reranker=EdgeColbertRerank(model=Reranker(model), top_n=4)
     )
     assert await retriever.ainvoke(QUERY) == retriever.invoke(QUERY)
     assert await retriever.ainvoke(QUERY, k=7) == retriever.invoke(QUERY, k=7)
@@ -251,7 +251,7 @@ async def test_rerank_retriever_async_matches_sync(model: ColBERT, keyword_retri
 def test_rerank_retriever_empty_query_skips_the_first_stage(
     model: ColBERT, keyword_retriever: KeywordRetriever, query: str
 ) -> None:
-    retriever = RerankRetriever(base_retriever=keyword_retriever, reranker=EdgeColbertRerank(reranker=Reranker(model)))
+    retriever = RerankRetriever(base_retriever=keyword_retriever, reranker=EdgeColbertRerank(model=Reranker(model)))
     with pytest.raises(EmptyQueryError):
         retriever.invoke(query)
     assert keyword_retriever.calls == 0
@@ -299,7 +299,7 @@ def test_retriever_on_a_langchain_qdrant_collection(langchain_collection: tuple[
     # The candidates are langchain-qdrant's own dense top 10, reordered by MaxSim.
     dense = vector_store.similarity_search(QUERY, k=10)
     dense_ids = [doc.metadata["_id"] for doc in dense]
-    expected = store.rerank(QUERY, dense_ids, k=5)
+    expected = store.rerank(QUERY, dense_ids, top_k=5)
     assert [doc.id for doc in found] == [hit.id for hit in expected]
     assert {doc.id for doc in found} <= set(dense_ids)
     by_id = {doc.metadata["_id"]: doc for doc in dense}
@@ -320,5 +320,5 @@ def test_langchain_qdrant_results_reranked_from_stored_vectors(langchain_collect
     found = RerankRetriever(base_retriever=base, reranker=compressor).invoke(QUERY)
     assert counting.encoded == []
     candidates = base.invoke(QUERY)
-    expected = store.rerank(QUERY, [doc.metadata["_id"] for doc in candidates], k=4)
+    expected = store.rerank(QUERY, [doc.metadata["_id"] for doc in candidates], top_k=4)
     assert [doc.metadata["_id"] for doc in found] == [hit.id for hit in expected]

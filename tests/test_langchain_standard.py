@@ -72,7 +72,7 @@ class TestRerankRetrieverStandard(RetrieversIntegrationTests):
         vector_store = InMemoryVectorStore(DeterministicFakeEmbedding(size=16))
         vector_store.add_texts(texts, metadatas=metadatas, ids=ids)
         self._base = vector_store.as_retriever(search_kwargs={"k": 10})
-        self._reranker = EdgeColbertRerank(reranker=Reranker(model))
+        self._reranker = EdgeColbertRerank(model=Reranker(model))
 
     @property
     def retriever_constructor(self) -> type[RerankRetriever]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from checkpoints import requires_minilm
-from edgecolbert import ColBERT, EmptyQueryError, InvalidInputError, InvalidTypeError, Reranker
+from edgecolbert import DEFAULT_TOP_K, ColBERT, EmptyQueryError, InvalidInputError, InvalidTypeError, Reranker
 from edgecolbert.errors import ModelMismatchError
 from edgecolbert.store import EdgeStore
 from store_fixtures import corpus
@@ -116,7 +117,7 @@ def test_top_n_keeps_the_best(model: ColBERT) -> None:
     everything = EdgeColbertRerank(top_n=None, model=model).postprocess_nodes(nodes, query_str=QUERY)
     assert len(everything) == len(nodes)
     default = EdgeColbertRerank(model=model).postprocess_nodes(nodes, query_str=QUERY)
-    assert [n.node.node_id for n in default] == [n.node.node_id for n in everything[:2]]
+    assert [n.node.node_id for n in default] == [n.node.node_id for n in everything[:DEFAULT_TOP_K]]
     five = EdgeColbertRerank(top_n=5, model=model).postprocess_nodes(nodes, query_str=QUERY)
     assert [n.node.node_id for n in five] == [n.node.node_id for n in everything[:5]]
     assert len(EdgeColbertRerank(top_n=100, model=model).postprocess_nodes(nodes[:3], query_str=QUERY)) == 3
@@ -191,10 +192,8 @@ def test_bad_top_n(model: ColBERT, top_n: Any) -> None:
 
 
 def test_bad_construction(model: ColBERT, store: EdgeStore, other_model: ColBERT) -> None:
-    with pytest.raises(InvalidInputError, match="not both"):
+    with pytest.raises(InvalidInputError, match="give model= only"):
         EdgeColbertRerank(model=model, reranker=Reranker(model))
-    with pytest.raises(InvalidTypeError, match="edgecolbert.Reranker"):
-        EdgeColbertRerank(reranker=model)  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match="store"):
         EdgeColbertRerank(model=model, store={"not": "a store"})  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match="model"):
@@ -257,27 +256,35 @@ def test_stored_nodes_are_scored_without_encoding(model: ColBERT, store: EdgeSto
     )
 
 
-def test_only_unstored_or_changed_nodes_are_encoded(store: EdgeStore, spy: EncodeSpy) -> None:
+def test_only_unstored_or_changed_nodes_are_encoded(
+    store: EdgeStore, spy: EncodeSpy, caplog: pytest.LogCaptureFixture
+) -> None:
     texts, ids, _ = corpus(24)
-    stored = [NodeWithScore(node=TextNode(id_=ids[i], text=texts[i])) for i in range(4)]
+    # Stored nodes carrying metadata of their own, an "id" among it: only node_id finds them in the store.
+    stored = [NodeWithScore(node=TextNode(id_=ids[i], text=texts[i], metadata={"id": f"mine-{i}"})) for i in range(4)]
     new = NodeWithScore(node=TextNode(id_="not-stored", text="a new note about violins"))
     changed = NodeWithScore(node=TextNode(id_=ids[5], text=texts[5] + " and an edit"))
-    # A chunk whose own id is unknown but whose source document is stored with the same text.
+    # A chunk whose own id is not stored is encoded, even where its source document is stored with its text.
     by_source = TextNode(id_="chunk-of-doc-7", text=texts[7])
     by_source.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=ids[7])
     nodes = [*stored, new, changed, NodeWithScore(node=by_source)]
 
-    ranked = EdgeColbertRerank(top_n=None, store=store).postprocess_nodes(nodes, query_str=QUERY)
+    with caplog.at_level(logging.INFO, logger="edgecolbert.scoring.reranker"):
+        ranked = EdgeColbertRerank(top_n=None, store=store).postprocess_nodes(nodes, query_str=QUERY)
 
-    assert sorted(spy.encoded) == sorted([new.node.get_content(MetadataMode.EMBED), changed.node.text])
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Reranked 7 documents: 4 scored from vectors stored in {store.where}, 3 encoded."
+    ]
+    # With a store, nodes are encoded by their text alone, as the store encoded its documents.
+    assert sorted(spy.encoded) == sorted([new.node.text, changed.node.text, texts[7]])
     assert sorted(n.node.node_id for n in ranked) == sorted(n.node.node_id for n in nodes)
     scores = [n.score for n in ranked]
     assert scores == sorted(scores, reverse=True)
-    stored_scores = {hit.id: hit.score for hit in store.rerank(QUERY, [*ids[:4], ids[7]])}
+    stored_scores = {hit.id: hit.score for hit in store.rerank(QUERY, ids[:4])}
     by_id = {n.node.node_id: n.score for n in ranked}
     for doc_id in ids[:4]:
         assert by_id[doc_id] == pytest.approx(stored_scores[doc_id], rel=1e-6)
-    assert by_id["chunk-of-doc-7"] == pytest.approx(stored_scores[ids[7]], rel=1e-6)
+    assert {n.node.metadata["id"] for n in ranked if n.node.node_id in ids[:4]} == {f"mine-{i}" for i in range(4)}
 
 
 def test_store_backed_async(store: EdgeStore, spy: EncodeSpy) -> None:

@@ -68,13 +68,13 @@ def test_results_are_the_stores_search(store: Any, first_stage: str | None) -> N
     assert len(results) == 7
     assert all(isinstance(r.node, TextNode) for r in results)
     # Ties are broken by point id at every cut, so one answer is the answer.
-    assert _summary(results) == _hits(store.search(QUERY, k=7, prefetch_k=20, first_stage=first_stage))
+    assert _summary(results) == _hits(store.search(QUERY, top_k=7, prefetch_k=20, first_stage=first_stage))
 
 
-def test_default_top_k_is_llama_indexs(store: Any) -> None:
-    from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
+def test_default_top_k_is_the_shared_one(store: Any) -> None:
+    from edgecolbert import DEFAULT_TOP_K
 
-    assert len(EdgeColbertRetriever(store).retrieve(QUERY)) == DEFAULT_SIMILARITY_TOP_K
+    assert len(EdgeColbertRetriever(store).retrieve(QUERY)) == DEFAULT_TOP_K
 
 
 def test_async_equals_sync(store: Any) -> None:
@@ -92,7 +92,7 @@ def test_the_query_bundles_embedding_feeds_a_dense_first_stage(tmp_path: Path, m
         with pytest.raises(InvalidInputError, match="dense"):
             retriever.retrieve(QUERY)
         bundle = QueryBundle(QUERY, embedding=embedder.embed_query(QUERY))
-        expected = store.search(QUERY, k=5, prefetch_k=8, first_stage="dense", dense_vector=bundle.embedding)
+        expected = store.search(QUERY, top_k=5, prefetch_k=8, first_stage="dense", dense_vector=bundle.embedding)
         assert _summary(retriever.retrieve(bundle)) == _hits(expected)
 
 

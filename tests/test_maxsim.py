@@ -268,6 +268,11 @@ def test_topk_rejects_bad_k(k):
         topk([0.1, 0.2, 0.3], k)
 
 
+def test_topk_k_is_the_deprecated_name_of_top_k():
+    with pytest.warns(DeprecationWarning, match="k= is deprecated"):
+        np.testing.assert_array_equal(topk([0.2, 0.8, 0.5], k=2), topk([0.2, 0.8, 0.5], top_k=2))
+
+
 def test_topk_rejects_2d_scores():
     with pytest.raises(InvalidInputError, match="1-D"):
         topk(np.zeros((2, 3)), 1)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from edgecolbert import ColBERT, maxsim
 from edgecolbert.errors import InvalidDocumentError, InvalidInputError, InvalidTypeError
+from edgecolbert.store import FIRST_STAGES
 from store_fixtures import open_store
 from text_strategies import QUERY, TEXT
 
@@ -71,10 +72,10 @@ def test_rerank_of_stored_documents_matches_numpy(store: Any, model: ColBERT, qu
 
 
 @PROPERTY
-@given(query=QUERY, k=st.integers(1, 8), first_stage=st.sampled_from(["bm25", "dense", "hybrid"]))
+@given(query=QUERY, k=st.integers(1, 8), first_stage=st.sampled_from(FIRST_STAGES))
 def test_search_returns_at_most_k_stored_hits_best_first(store: Any, query: str, k: int, first_stage: str) -> None:
     stored = store.add(["seed document about rivers", "another about comets"], ids=["seed-1", "seed-2"])
-    hits = store.search(query, k=k, first_stage=first_stage, dense_vector=[1.0, 0.0, 0.0, 0.0])
+    hits = store.search(query, top_k=k, first_stage=first_stage, dense_vector=[1.0, 0.0, 0.0, 0.0])
     assert len(hits) <= k
     assert {hit.id for hit in hits} <= {hit.id for hit in store.get([hit.id for hit in hits])} | set(stored)
     scores = [hit.score for hit in hits]
@@ -147,7 +148,7 @@ def test_duplicate_ids_in_one_batch(store: Any, texts: list[str]) -> None:
         (lambda s: s.add(["fine"], metadatas=[{"k": "x" * (17 * 2**20)}]), "over the 16777216-byte limit"),
         (lambda s: s.add_documents([{"text": "fine", "metadata": nested(200)}]), "nested more than 32 levels"),
         (lambda s: s.search("   "), "empty"),
-        (lambda s: s.search("q", k=0), "k must be"),
+        (lambda s: s.search("q", top_k=0), "k must be"),
         (lambda s: s.add(["a"], ids=[""]), "empty"),
         (lambda s: s.add(["a", "b"], ids=["1"]), "1 entries for 2 texts"),
     ],
@@ -187,7 +188,7 @@ def test_a_100k_character_document_is_stored_whole_and_found(store: Any) -> None
     store.add([text], ids=["long-one"])
     [hit] = store.get(["long-one"])
     assert hit.text == text
-    assert "long-one" in [h.id for h in store.search("glacier5 glacier7", k=50)]
+    assert "long-one" in [h.id for h in store.search("glacier5 glacier7", top_k=50)]
 
 
 def test_non_string_text_is_invalid_document(store: Any) -> None:

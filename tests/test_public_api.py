@@ -3,6 +3,7 @@ with the sync signatures, and one version number."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
 import inspect
@@ -296,3 +297,88 @@ def test_integrations_declare_the_edgecolbert_range_they_work_with(integration: 
 def test_langchain_integration_reports_its_own_version() -> None:
     langchain_edgecolbert = pytest.importorskip("langchain_edgecolbert", reason="the LangChain integration")
     assert langchain_edgecolbert.__version__ == importlib.metadata.version("langchain-edgecolbert")
+
+
+# ---- one vocabulary -------------------------------------------------------------------------------
+
+
+def test_reranker_and_stores_share_one_result_type() -> None:
+    from edgecolbert.store import Hit
+
+    assert Hit is edgecolbert.RerankResult is edgecolbert.Result is edgecolbert.scoring.Result
+    result = edgecolbert.Result(id=None, text="a text", score=2.0, normalized_score=0.5, index=3)
+    assert result.document == "a text"
+    assert result.to_dict() == {
+        "id": None,
+        "text": "a text",
+        "metadata": {},
+        "score": 2.0,
+        "normalized_score": 0.5,
+        "index": 3,
+    }
+
+
+def _edgecolbert_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) for every ``from edgecolbert... import name`` in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "edgecolbert":
+            found += [(node.module, alias.name) for alias in node.names]
+    return found
+
+
+def test_integrations_import_only_exported_names() -> None:
+    sources = sorted((ROOT / "integrations").rglob("*.py"))
+    private = [
+        f"{path.relative_to(ROOT)}: from {module} import {name}"
+        for path in sources
+        for module, name in _edgecolbert_imports(path)
+        if name not in getattr(importlib.import_module(module), "__all__", ())
+    ]
+    assert sources and private == []
+
+
+def test_every_exception_is_in_the_errors_modules_all() -> None:
+    from edgecolbert import errors
+
+    assert {name for name, cls in _package_exceptions().items()} == {
+        f"edgecolbert.errors.{name}" for name in errors.__all__ if isinstance(getattr(errors, name), type)
+    }
+
+
+def _definitions(predicate: Callable[[ast.AST], bool]) -> list[str]:
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "integrations").rglob("*.py")]
+    return sorted(
+        f"{path.relative_to(ROOT)}:{node.lineno}"  # type: ignore[attr-defined]
+        for path in sources
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if predicate(node)
+    )
+
+
+def test_first_stage_names_are_spelled_once() -> None:
+    names = {"bm25", "dense", "hybrid"}
+
+    def lists_them(node: ast.AST) -> bool:
+        elements = node.elts if isinstance(node, (ast.Tuple, ast.List)) else []
+        return names <= {element.value for element in elements if isinstance(element, ast.Constant)}
+
+    assert _definitions(lists_them) == [f"src/edgecolbert/store/defaults.py:{_line_of('FirstStageName = Literal')}"]
+    assert edgecolbert.store.FIRST_STAGES == ("bm25", "dense", "hybrid")
+
+
+def _line_of(text: str) -> int:
+    lines = (ROOT / "src/edgecolbert/store/defaults.py").read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if line.startswith(text))
+
+
+@pytest.mark.parametrize("constant", ["RRF_K", "SCHEMA_FORMAT", "DEFAULT_TOP_K", "FIRST_STAGES"])
+def test_shared_constants_are_defined_once(constant: str) -> None:
+    def assigns(node: ast.AST) -> bool:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        return any(isinstance(target, ast.Name) and target.id == constant for target in targets)
+
+    # evaluation.FIRST_STAGES is the subset of first stages an evaluation can use, named apart from the store's.
+    assert len([place for place in _definitions(assigns) if "evaluation" not in place]) == 1

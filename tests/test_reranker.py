@@ -62,7 +62,7 @@ def _reranker(model: edgecolbert.ColBERT, **kwargs) -> tuple[Reranker, CountingM
 def test_relevant_document_ranks_first(model: edgecolbert.ColBERT) -> None:
     results = Reranker(model).rerank("What is the capital of France?", CANDIDATES)
     assert results[0].index == 1
-    assert results[0].document == CANDIDATES[1]
+    assert results[0].text == results[0].document == CANDIDATES[1]
     assert sorted(r.index for r in results) == list(range(len(CANDIDATES)))
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
@@ -101,6 +101,28 @@ def test_non_string_candidate_names_its_position(model: edgecolbert.ColBERT) -> 
     with pytest.raises(InvalidDocumentError, match="position 2") as caught:
         Reranker(model).rerank("query", ["a", "b", 3, "d"])  # type: ignore[list-item]
     assert isinstance(caught.value, TypeError)
+
+
+def test_documents_with_ids_and_metadata_pass_them_to_their_results(model: edgecolbert.ColBERT) -> None:
+    documents = [
+        CANDIDATES[0],
+        {"text": CANDIDATES[1], "id": 7, "metadata": {"lang": "en"}},
+        edgecolbert.StoreDocument(text=CANDIDATES[2], id="tower", metadata={"kind": "landmark"}),
+    ]
+    results = Reranker(model).rerank("capital of France", documents)
+    plain = Reranker(model).rerank("capital of France", CANDIDATES[:3])
+    assert [(r.index, r.score) for r in results] == [(r.index, r.score) for r in plain]
+    by_index = {r.index: r for r in results}
+    assert (by_index[0].id, by_index[0].metadata, by_index[0].text) == (None, {}, CANDIDATES[0])
+    assert (by_index[1].id, by_index[1].metadata) == ("7", {"lang": "en"})
+    assert (by_index[2].id, by_index[2].metadata) == ("tower", {"kind": "landmark"})
+    assert (results.stored, results.encoded) == (0, 3)
+    with pytest.raises(InvalidInputError, match="needs a 'text' key"):
+        Reranker(model).rerank("query", [{"id": 1}])
+    with pytest.raises(InvalidDocumentError, match="position 1 is int"):
+        Reranker(model).rerank("query", ["a", 1])  # type: ignore[list-item]
+    with pytest.raises(InvalidDocumentError, match="wrap it in a list"):
+        Reranker(model).rerank("query", documents[2])  # type: ignore[arg-type]
 
 
 def test_other_bad_arguments(model: edgecolbert.ColBERT) -> None:

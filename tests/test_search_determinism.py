@@ -69,7 +69,7 @@ def _tie_order(hit: Any) -> tuple[float, int, int, str]:
 
 @pytest.mark.parametrize("first_stage", FIRST_STAGES)
 def test_repeated_searches_give_one_answer(store: Any, first_stage: str) -> None:
-    answers = _calls(lambda: store.search(QUERY, k=7, prefetch_k=9, first_stage=first_stage))
+    answers = _calls(lambda: store.search(QUERY, top_k=7, prefetch_k=9, first_stage=first_stage))
     assert len(answers) == 1, answers
     (hits,) = answers
     assert len(hits) == 7
@@ -77,30 +77,30 @@ def test_repeated_searches_give_one_answer(store: Any, first_stage: str) -> None
 
 @pytest.mark.parametrize("first_stage", FIRST_STAGES)
 def test_repeated_first_stages_give_one_answer(store: Any, first_stage: str) -> None:
-    answers = _calls(lambda: store.search_first_stage(QUERY, k=8, first_stage=first_stage))
+    answers = _calls(lambda: store.search_first_stage(QUERY, top_k=8, first_stage=first_stage))
     assert len(answers) == 1, answers
 
 
 def test_repeated_reranks_give_one_answer(store: Any) -> None:
     _, ids = tied_corpus()
-    answers = _calls(lambda: store.rerank(QUERY, ids[::-1], k=8))
+    answers = _calls(lambda: store.rerank(QUERY, ids[::-1], top_k=8))
     assert len(answers) == 1, answers
 
 
 @pytest.mark.parametrize("first_stage", FIRST_STAGES)
 def test_every_cut_keeps_ties_in_point_id_order(store: Any, first_stage: str) -> None:
-    everything = store.search_first_stage(QUERY, k=len(tied_corpus()[1]), first_stage=first_stage)
+    everything = store.search_first_stage(QUERY, top_k=len(tied_corpus()[1]), first_stage=first_stage)
     assert [hit.id for hit in everything] == [hit.id for hit in sorted(everything, key=_tie_order)]
     if first_stage != "hybrid":  # fused scores depend on each stage's cut, so only the full ranking compares
         for k in (1, 3, 4, 8, 13):
-            assert store.search_first_stage(QUERY, k=k, first_stage=first_stage) == everything[:k]
+            assert store.search_first_stage(QUERY, top_k=k, first_stage=first_stage) == everything[:k]
     for prefetch_k in (3, 4, 8, 13):
-        candidates = store.search_first_stage(QUERY, k=prefetch_k, first_stage=first_stage)
+        candidates = store.search_first_stage(QUERY, top_k=prefetch_k, first_stage=first_stage)
         ids = [hit.id for hit in candidates]
         reranked = store.rerank(QUERY, ids)
         assert [hit.id for hit in reranked] == [hit.id for hit in sorted(reranked, key=_tie_order)]
         for k in (1, 2, prefetch_k):
-            hits = store.search(QUERY, k=k, prefetch_k=prefetch_k, first_stage=first_stage)
+            hits = store.search(QUERY, top_k=k, prefetch_k=prefetch_k, first_stage=first_stage)
             assert hits == reranked[:k]
 
 
@@ -113,7 +113,7 @@ def test_both_engines_share_the_rule(tmp_path: Path, model: ColBERT) -> None:
             opened.add(texts, ids)
             answers.append(
                 [
-                    [hit.id for hit in opened.search(QUERY, k=7, prefetch_k=9, first_stage=first_stage)]
+                    [hit.id for hit in opened.search(QUERY, top_k=7, prefetch_k=9, first_stage=first_stage)]
                     for first_stage in FIRST_STAGES
                 ]
             )

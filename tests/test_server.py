@@ -232,17 +232,21 @@ def test_store_add_search_delete_and_health(client: httpx.Client) -> None:
     assert (again["added"], again["unchanged"], again["count"]) == (0, 8, added.json()["count"])
     assert client.get("/health").json()["store"] == {"kind": "EdgeStore", "count": again["count"]}
 
-    hits = client.post("/v1/search", json={"query": "a short text about violins", "k": 3}).json()["hits"]
+    hits = client.post("/v1/search", json={"query": "a short text about violins", "top_k": 3}).json()["hits"]
     assert 0 < len(hits) <= 3
     assert [hit["score"] for hit in hits] == sorted((hit["score"] for hit in hits), reverse=True)
     assert all(hit["text"] == texts[ids.index(hit["id"])] for hit in hits)
+    assert all(-1 <= hit["normalized_score"] <= 1 for hit in hits)
+    # "k", the field's former name, is still read.
+    legacy = client.post("/v1/search", json={"query": "a short text about violins", "k": 2}).json()["hits"]
+    assert legacy == hits[:2]
 
-    filtered = client.post("/v1/search", json={"query": "note", "k": 8, "filter": {"topic": "violins"}}).json()
+    filtered = client.post("/v1/search", json={"query": "note", "top_k": 8, "filter": {"topic": "violins"}}).json()
     assert filtered["hits"] and all(hit["metadata"]["topic"] == "violins" for hit in filtered["hits"])
 
     deleted = client.request("DELETE", "/v1/documents", json={"ids": [hits[0]["id"], "never-stored"]})
     assert deleted.json() == {"requested": 2, "count": again["count"] - 1}
-    after = client.post("/v1/search", json={"query": "a short text about violins", "k": 8}).json()["hits"]
+    after = client.post("/v1/search", json={"query": "a short text about violins", "top_k": 8}).json()["hits"]
     assert hits[0]["id"] not in {hit["id"] for hit in after}
 
 
@@ -252,7 +256,7 @@ def test_store_add_search_delete_and_health(client: httpx.Client) -> None:
         ({"query": "note", "filter": {"year": {"near": 3}}}, 400, "unknown condition"),
         ({"query": "note", "filter": {"year": 10**30}}, 400, "64-bit"),
         ({"query": "note", "first_stage": "dense"}, 400, "dense"),
-        ({"query": "note", "k": 101}, 413, "k is 101"),
+        ({"query": "note", "top_k": 101}, 413, "top_k is 101"),
         ({"query": " "}, 400, "empty"),
     ],
 )

@@ -126,7 +126,7 @@ def _odd_bodies() -> st.SearchStrategy[tuple[str, str, dict[str, Any]]]:
             _ODD_SCALARS,
             st.one_of(_ODD_SCALARS, st.builds(lambda x: {"text": "b", "extra": x}, _ODD_VALUES)),
         ),
-        st.builds(lambda k: ("POST", "/v1/search", {"query": "comets", "k": k}), _ODD_SCALARS),
+        st.builds(lambda k: ("POST", "/v1/search", {"query": "comets", "top_k": k}), _ODD_SCALARS),
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from checkpoints import requires_minilm
-from edgecolbert import ColBERT, InvalidInputError, InvalidTypeError, maxsim
+from edgecolbert import ColBERT, InvalidInputError, InvalidTypeError, Reranker, maxsim
 from edgecolbert.store import (
     DocumentNotFoundError,
     EdgeStore,
@@ -199,7 +199,7 @@ def test_both_engines_return_the_same_hits(tmp_path: Path, model: ColBERT) -> No
     # Both engines break ties by point id; tests/test_search_determinism.py cuts through runs of ties.
     for query, options in [
         ("cats and dogs", {}),
-        ("year 40 rivers", {"k": 3, "prefetch_k": 11}),
+        ("year 40 rivers", {"top_k": 3, "prefetch_k": 11}),
         ("violins", {"filter": {"tags": ["odd"], "year": {"gte": 2000}}}),
     ]:
         a = edge.search(query, **options)
@@ -215,7 +215,7 @@ def test_both_engines_return_the_same_hits(tmp_path: Path, model: ColBERT) -> No
 def test_search_reranks_the_bm25_candidates(engine: str, tmp_path: Path, model: ColBERT) -> None:
     store = _filled(engine, tmp_path, model, datatype="float32")
     texts, ids, _ = corpus()
-    hits = store.search("violins", k=5, prefetch_k=100)
+    hits = store.search("violins", top_k=5, prefetch_k=100)
     # Only documents containing the word can come out of a BM25 first stage.
     with_word = [doc_id for doc_id, text in zip(ids, texts) if "violins" in text]
     assert hits and {hit.id for hit in hits} <= set(with_word)
@@ -229,11 +229,11 @@ def test_search_reranks_the_bm25_candidates(engine: str, tmp_path: Path, model: 
 def test_search_filters(engine: str, tmp_path: Path, model: ColBERT) -> None:
     store = _filled(engine, tmp_path, model)
     query = "a short text about cats and dogs"
-    by_topic = store.search(query, k=50, filter={"topic": "dogs"})
+    by_topic = store.search(query, top_k=50, filter={"topic": "dogs"})
     assert by_topic and all(hit.metadata["topic"] == "dogs" for hit in by_topic)
-    by_tags = store.search(query, k=50, filter={"tags": {"in": ["rivers", "comets"]}})
+    by_tags = store.search(query, top_k=50, filter={"tags": {"in": ["rivers", "comets"]}})
     assert by_tags and all({"rivers", "comets"} & set(hit.metadata["tags"]) for hit in by_tags)
-    by_year = store.search(query, k=50, filter={"year": {"gte": 2000, "lt": 2010}, "tags": "even"})
+    by_year = store.search(query, top_k=50, filter={"year": {"gte": 2000, "lt": 2010}, "tags": "even"})
     assert by_year and all(2000 <= hit.metadata["year"] < 2010 and hit.metadata["year"] % 2 == 0 for hit in by_year)
     assert store.search(query, filter={"topic": "absent"}) == []
     for bad in ({"year": 2.5}, {"year": {"near": 3}}, {"tags": []}, {"tags": ["a", 1]}, ["topic"]):
@@ -244,7 +244,7 @@ def test_search_filters(engine: str, tmp_path: Path, model: ColBERT) -> None:
 
 def test_search_rejects_bad_arguments(engine: str, tmp_path: Path, model: ColBERT) -> None:
     store = _filled(engine, tmp_path, model)
-    for kwargs in ({"k": 0}, {"prefetch_k": -1}, {"first_stage": "sparse"}, {"first_stage": "dense"}):
+    for kwargs in ({"top_k": 0}, {"prefetch_k": -1}, {"first_stage": "sparse"}, {"first_stage": "dense"}):
         with pytest.raises(InvalidInputError):
             store.search("cats", **kwargs)
     with pytest.raises(InvalidInputError):
@@ -259,9 +259,9 @@ def test_dense_and_hybrid_first_stages(engine: str, tmp_path: Path, model: ColBE
     assert store.schema.dense_size == embedder.size
     texts, ids, metadatas = corpus()
     store.add(texts, ids=ids, metadatas=metadatas)
-    dense_hits = store.search("mountains", k=5, first_stage="dense", prefetch_k=10)
-    hybrid_hits = store.search("mountains", k=5, first_stage="hybrid", prefetch_k=10)
-    explicit = store.search("mountains", k=5, first_stage="dense", prefetch_k=10,
+    dense_hits = store.search("mountains", top_k=5, first_stage="dense", prefetch_k=10)
+    hybrid_hits = store.search("mountains", top_k=5, first_stage="hybrid", prefetch_k=10)
+    explicit = store.search("mountains", top_k=5, first_stage="dense", prefetch_k=10,
                             dense_vector=embedder.embed_query("mountains"))  # fmt: skip
     assert len(dense_hits) == 5 and len(hybrid_hits) == 5
     assert [h.id for h in dense_hits] == [h.id for h in explicit]
@@ -280,7 +280,7 @@ def test_rerank_stored_documents(engine: str, tmp_path: Path, model: ColBERT) ->
     counting = CountingModel(model)
     store = _filled(engine, tmp_path, model)
     store.model = counting
-    hits = store.rerank("comets", ["doc-5", "doc-11", "doc-4", "doc-5"], k=2)
+    hits = store.rerank("comets", ["doc-5", "doc-11", "doc-4", "doc-5"], top_k=2)
     assert len(hits) == 2 and hits[0].score >= hits[1].score
     assert counting.encoded == [], "stored documents were encoded again"
     assert store.rerank("comets", []) == []
@@ -294,7 +294,7 @@ def test_async_twins_match_sync(engine: str, tmp_path: Path, model: ColBERT) -> 
 
     async def run():  # type: ignore[no-untyped-def]
         added = await store.aadd(["an async text about comets"], ids=["async-1"])
-        found = await store.asearch("comets", k=5)
+        found = await store.asearch("comets", top_k=5)
         reranked = await store.arerank("comets", ["doc-5", "async-1"])
         got = await store.aget(["async-1"])
         total = await store.acount()
@@ -303,7 +303,7 @@ def test_async_twins_match_sync(engine: str, tmp_path: Path, model: ColBERT) -> 
 
     added, found, reranked, got, total = asyncio.run(run())
     assert added == ["async-1"] and got[0].text == "an async text about comets"
-    assert [h.id for h in found] == [h.id for h in store.search("comets", k=5)]
+    assert [h.id for h in found] == [h.id for h in store.search("comets", top_k=5)]
     assert {h.id for h in reranked} == {"doc-5", "async-1"}
     assert total == 61 and store.count() == 60
     store.close()
@@ -342,21 +342,21 @@ def test_async_twins_forward_every_argument(engine: str, tmp_path: Path, model: 
 
 def test_edge_store_reopens_with_identical_results(tmp_path: Path, model: ColBERT) -> None:
     store = _filled("edge", tmp_path, model)
-    before = [hit.to_dict() for hit in store.search("rivers in year 20", k=10)]
+    before = [hit.to_dict() for hit in store.search("rivers in year 20", top_k=10)]
     store.close()
     for closed_call in (store.count, lambda: store.delete(["doc-1"]), lambda: store.add(["x"])):
         with pytest.raises(InvalidInputError, match="closed"):
             closed_call()
     with EdgeStore(tmp_path / "store", model) as reopened:
         assert reopened.count() == 60
-        assert [hit.to_dict() for hit in reopened.search("rivers in year 20", k=10)] == before
+        assert [hit.to_dict() for hit in reopened.search("rivers in year 20", top_k=10)] == before
 
 
 def test_edge_store_remembers_its_model(tmp_path: Path, model: ColBERT, other_model: ColBERT) -> None:
     _filled("edge", tmp_path, model).close()
     with EdgeStore(tmp_path / "store") as reopened:  # no model given: the one it was built with
         assert reopened.model.dim == model.dim
-        assert reopened.search("cats", k=3)
+        assert reopened.search("cats", top_k=3)
     with pytest.raises(ModelMismatchError, match="indexed with"):
         EdgeStore(tmp_path / "store", other_model)
     with pytest.raises(StoreError, match="datatype"):
@@ -437,3 +437,78 @@ def test_edge_store_with_int8_quantization_ranks_like_float32(tmp_path: Path, mo
         assert hit.score == pytest.approx(exact_scores[hit.id], rel=1e-2)
     exact.close()
     quantized.close()
+
+
+# ---- one result type, one result count, a rerank mixing stored and new documents ------------------
+
+
+def test_hits_carry_the_normalized_maxsim_where_the_score_is_one(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    store = _filled(engine, tmp_path, model, datatype="float32")
+    n_query = len(model.encode_query("violins"))
+    for hit in [*store.search("violins", top_k=5), *store.rerank("violins", ["doc-1", "doc-2"])]:
+        assert hit.normalized_score == pytest.approx(hit.score / n_query) and hit.index is None
+        assert hit.to_dict()["normalized_score"] == hit.normalized_score
+    assert all(hit.normalized_score is None for hit in store.search_first_stage("violins", top_k=5))
+    assert store.get(["doc-1"])[0].normalized_score is None
+    store.close()
+
+
+def test_k_is_the_deprecated_name_of_top_k(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    store = _filled(engine, tmp_path, model)
+    ids = corpus()[1][:6]
+    calls = [
+        (store.search, store.asearch, ("violins",), 3),
+        (store.search_first_stage, store.asearch_first_stage, ("violins",), 4),
+        (store.rerank, store.arerank, ("violins", ids), 2),
+    ]
+    for method, twin, args, count in calls:
+        expected = method(*args, top_k=count)
+        assert len(expected) == count
+        with pytest.warns(DeprecationWarning, match=r"k= is deprecated .* use top_k= instead"):
+            assert method(*args, k=count) == expected
+        with pytest.warns(DeprecationWarning, match="k= is deprecated"):
+            assert asyncio.run(twin(*args, k=count)) == expected
+        with pytest.raises(InvalidInputError, match="k= is the former name of top_k=: give top_k= only"):
+            method(*args, top_k=count + 1, k=count)
+    store.close()
+
+
+def test_rerank_with_a_store_scores_stored_documents_from_their_vectors(
+    engine: str, tmp_path: Path, model: ColBERT
+) -> None:
+    store = _filled(engine, tmp_path, model, datatype="float32")
+    texts, ids, _ = corpus()
+    reranker = Reranker(model)
+    counting = CountingModel(model)
+    reranker.model = counting  # type: ignore[assignment]
+    documents = [
+        StoreDocument(text=texts[0], id=ids[0], metadata={"doc_id": "the user's own id"}),  # stored
+        {"text": texts[1], "id": ids[1]},  # stored, given as a mapping
+        StoreDocument(text="an edited note about violins", id=ids[2]),  # a stored id with other text
+        "a new note about violins and comets",  # no id
+        StoreDocument(text=texts[3], id="never-stored"),  # an id the store does not hold
+    ]
+
+    results = reranker.rerank("violins", documents, store=store)
+
+    assert (results.stored, results.encoded) == (2, 3)
+    assert sorted(counting.encoded) == sorted(["an edited note about violins", documents[3], texts[3]])
+    # The store and the reranker share the model: the merged ranking is the one of encoding everything.
+    plain = [StoreDocument(text=texts[0]), texts[1], "an edited note about violins", documents[3], texts[3]]
+    everything = Reranker(model).rerank("violins", plain)
+    assert (everything.stored, everything.encoded) == (0, 5)
+    assert [r.index for r in results] == [r.index for r in everything]
+    np.testing.assert_allclose([r.score for r in results], [r.score for r in everything], rtol=1e-5)
+    np.testing.assert_allclose(
+        [r.normalized_score for r in results], [r.normalized_score for r in everything], rtol=1e-5
+    )
+    by_index = {r.index: r for r in results}
+    assert (by_index[0].id, by_index[0].metadata) == (ids[0], {"doc_id": "the user's own id"})
+    assert (by_index[1].id, by_index[3].id, by_index[4].id) == (ids[1], None, "never-stored")
+    assert [r.index for r in reranker.rerank("violins", documents, 2, store=store)] == [r.index for r in results][:2]
+    store.close()
+
+
+def test_rerank_with_a_store_of_another_model_is_refused(tmp_path: Path, model: ColBERT, other_model: ColBERT) -> None:
+    with open_store("edge", tmp_path, model) as store, pytest.raises(ModelMismatchError, match="encodes differently"):
+        Reranker(other_model).rerank("violins", ["a note"], store=store)

@@ -41,7 +41,7 @@ def int8_model(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Co
 
 
 def _search_all(store: Any) -> list[list[tuple[str, float]]]:
-    return [[(hit.id, hit.score) for hit in store.search(query, k=10, prefetch_k=60)] for query in QUERIES]
+    return [[(hit.id, hit.score) for hit in store.search(query, top_k=10, prefetch_k=60)] for query in QUERIES]
 
 
 def _assert_same_hits(got: list[list[tuple[str, float]]], expected: list[list[tuple[str, float]]]) -> None:

@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
+from edgecolbert.documents import DEFAULT_TOP_K, RerankResult, RerankResults, Result, StoreDocument
 from edgecolbert.errors import (
     CheckpointError,
     CheckpointNotFoundError,
@@ -47,8 +48,6 @@ __getattr__, __dir__ = lazy_exports(
         "maxsim": "edgecolbert.scoring.maxsim",
         "topk": "edgecolbert.scoring.maxsim",
         "Reranker": "edgecolbert.scoring.reranker",
-        "RerankResult": "edgecolbert.scoring.reranker",
-        "RerankResults": "edgecolbert.scoring.reranker",
         "MultiVectors": "edgecolbert.vectors",
     },
 )
@@ -58,11 +57,12 @@ if TYPE_CHECKING:
     from edgecolbert.encoding.encoder import ColBERT
     from edgecolbert.scoring.cache import EmbeddingCache, content_hash
     from edgecolbert.scoring.maxsim import maxsim, topk
-    from edgecolbert.scoring.reranker import Reranker, RerankResult, RerankResults
+    from edgecolbert.scoring.reranker import Reranker
     from edgecolbert.vectors import MultiVectors
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_TOP_K",
     "CheckpointError",
     "CheckpointNotFoundError",
     "ColBERT",
@@ -85,9 +85,11 @@ __all__ = [
     "RerankResult",
     "RerankResults",
     "Reranker",
+    "Result",
     "ServiceError",
     "SourceError",
     "StoreDiskFullError",
+    "StoreDocument",
     "StoreError",
     "StoreLockedError",
     "TrainingDataError",

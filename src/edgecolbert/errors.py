@@ -3,13 +3,46 @@
 Every error derives from :class:`EdgeColbertError`, so callers can catch the library's
 failures in one place. Errors about bad arguments also derive from the matching builtin
 (``ValueError`` / ``TypeError``) so code written against plain Python conventions still works.
-:func:`require` imports an optional package or raises :class:`MissingDependencyError` naming its extra.
+:func:`require` imports an optional package or raises :class:`MissingDependencyError` naming its extra;
+:func:`renamed_keyword` keeps an old keyword name working for a release, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "MISSING",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "CorruptCheckpointError",
+    "DatasetError",
+    "DocumentNotFoundError",
+    "EdgeColbertError",
+    "EmptyQueryError",
+    "InvalidDocumentError",
+    "InvalidInputError",
+    "InvalidTypeError",
+    "MissingCheckpointFileError",
+    "MissingDependencyError",
+    "ModelMismatchError",
+    "OnnxExportError",
+    "QdrantRequestError",
+    "QdrantUnavailableError",
+    "ServiceError",
+    "SourceError",
+    "StoreDiskFullError",
+    "StoreError",
+    "StoreLockedError",
+    "TrainingDataError",
+    "TrainingError",
+    "UnsupportedCheckpointError",
+    "renamed_keyword",
+    "require",
+]
 
 
 class EdgeColbertError(Exception):
@@ -73,6 +106,32 @@ def require(module: str, extra: str, feature: str, *, instead: str | None = None
         raise MissingDependencyError(
             f'{feature} needs {missing}, which is not installed: pip install "edgecolbert[{extra}]"{alternative}.'
         ) from exc
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+"""Default of a deprecated keyword, so that passing it at all (even as None) can be told from leaving it out."""
+
+
+def renamed_keyword(old: str, new: str, old_value: Any, new_value: Any, default: Any) -> Any:
+    """The value of keyword ``new``, or of its former name ``old`` (with a ``DeprecationWarning``) when given.
+
+    ``old_value`` is :data:`MISSING` when the caller left the old name out. Giving both names is refused.
+    """
+    if old_value is MISSING:
+        return new_value
+    if new_value is not default and new_value != default:
+        raise InvalidInputError(f"{old}= is the former name of {new}=: give {new}= only.")
+    warnings.warn(
+        f"{old}= is deprecated and will be removed in the next release; use {new}= instead.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
 
 
 class StoreError(EdgeColbertError):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from edgecolbert import InvalidDocumentError, InvalidTypeError
-from edgecolbert.store import Hit
+from edgecolbert import InvalidDocumentError, InvalidTypeError, Result
 from langchain_core.documents import Document
 
 SCORE_KEY = "relevance_score"
@@ -17,8 +16,9 @@ FIRST_STAGE_SCORE_KEY = "first_stage_score"
 
 # Keys a first stage commonly leaves its score under; the first one found is kept.
 _FIRST_STAGE_KEYS = (SCORE_KEY, "score")
-# Where a document's store id may be, in order of preference; langchain-qdrant puts the point id in "_id".
-_ID_KEYS = ("id", "doc_id", "_id")
+# Where langchain-qdrant puts the point id of the documents it returns. A user's own metadata keys ("id",
+# "doc_id") are never read as store ids: they name the user's documents, not the store's points.
+QDRANT_ID_KEY = "_id"
 
 
 def check_documents(documents: Sequence[Document]) -> list[Document]:
@@ -35,9 +35,9 @@ def check_documents(documents: Sequence[Document]) -> list[Document]:
 
 
 def store_id(document: Document) -> str | None:
-    """The id under which the document may be stored: ``Document.id``, else ``metadata['id']``, ``['doc_id']``
-    or ``['_id']`` (where langchain-qdrant puts the point id)."""
-    for value in (document.id, *(document.metadata.get(key) for key in _ID_KEYS)):
+    """The id a store gave the document: ``Document.id`` (set by edgecolbert's retrievers and most vector
+    stores), else ``metadata['_id']`` (where langchain-qdrant puts the point id)."""
+    for value in (document.id, document.metadata.get(QDRANT_ID_KEY)):
         if isinstance(value, bool):
             continue
         if isinstance(value, int) and value >= 0:
@@ -62,6 +62,6 @@ def scored_copy(document: Document, score: float) -> Document:
     return document.model_copy(update={"metadata": metadata})
 
 
-def hit_document(hit: Hit) -> Document:
+def hit_document(hit: Result) -> Document:
     """A stored document found by a search, as LangChain expects it."""
     return Document(id=hit.id, page_content=hit.text, metadata={**hit.metadata, SCORE_KEY: hit.score})

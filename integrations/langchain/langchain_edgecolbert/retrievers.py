@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
-from edgecolbert import ColBERT
-from edgecolbert.scoring.reranker import check_query
-from edgecolbert.store import DEFAULT_STORE_PATH, BaseStore, DenseEmbedder, EdgeStore
-from edgecolbert.store.filters import parse_filter
+from edgecolbert import DEFAULT_TOP_K, ColBERT
+from edgecolbert.scoring import check_query
+from edgecolbert.store import DEFAULT_STORE_PATH, BaseStore, DenseEmbedder, EdgeStore, FirstStageName, parse_filter
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-FirstStage = Literal["bm25", "dense", "hybrid"]
 
 
 class SearchOptions(BaseModel):
@@ -30,9 +28,9 @@ class SearchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    k: PositiveInt = 4
+    k: PositiveInt = DEFAULT_TOP_K
     prefetch_k: PositiveInt = 100
-    first_stage: FirstStage | None = None
+    first_stage: FirstStageName | None = None
     filter: dict[str, Any] | None = None
 
     @field_validator("filter")
@@ -40,6 +38,11 @@ class SearchOptions(BaseModel):
     def _check_filter(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         parse_filter(value)  # raises, naming the bad condition, on anything the stores would not accept
         return value
+
+    def search_kwargs(self) -> dict[str, Any]:
+        """The options as the store's ``search`` names them (LangChain's ``k`` is the store's ``top_k``)."""
+        options = self.model_dump()
+        return {"top_k": options.pop("k"), **options}
 
     @model_validator(mode="after")
     def _prefetch_covers_k(self) -> Self:
@@ -64,9 +67,9 @@ class EdgeColbertRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     store: BaseStore
-    k: PositiveInt = 4
+    k: PositiveInt = DEFAULT_TOP_K
     prefetch_k: PositiveInt = 100
-    first_stage: FirstStage | None = None
+    first_stage: FirstStageName | None = None
     """``None``: BM25 when the store has it, else its dense vector."""
     filter: dict[str, Any] | None = None
 
@@ -122,14 +125,13 @@ class EdgeColbertRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        options = self._options(overrides)
-        return [hit_document(hit) for hit in self.store.search(query, **options.model_dump())]
+        return [hit_document(hit) for hit in self.store.search(query, **self._options(overrides).search_kwargs())]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        options = self._options(overrides)
-        return [hit_document(hit) for hit in await self.store.asearch(query, **options.model_dump())]
+        hits = await self.store.asearch(query, **self._options(overrides).search_kwargs())
+        return [hit_document(hit) for hit in hits]
 
 
 class RerankRetriever(BaseRetriever):

@@ -13,7 +13,13 @@ from typing import Any
 from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS
 from edgecolbert.encoding.defaults import MODEL_ENV_VAR, default_model_name
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
-from edgecolbert.store.defaults import API_KEY_ENV_VAR, DEFAULT_COLLECTION, DEFAULT_STORE_PATH, URL_ENV_VAR
+from edgecolbert.store.defaults import (
+    API_KEY_ENV_VAR,
+    DEFAULT_COLLECTION,
+    DEFAULT_STORE_PATH,
+    FIRST_STAGES,
+    URL_ENV_VAR,
+)
 from edgecolbert.training.cli import add_train_command
 
 _DEFAULT_MODEL_HELP = f"the store's own model if it exists, else ${MODEL_ENV_VAR}, else {default_model_name()}"
@@ -72,9 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="search a store: first stage, then MaxSim, in one query")
     search.add_argument("query")
     _add_store_options(search)
-    search.add_argument("-k", type=int, default=10, help="number of hits")
+    search.add_argument("-k", "--top-k", type=int, default=10, help="number of hits")
     search.add_argument("--prefetch-k", type=int, default=100, help="first-stage candidates to rerank")
-    search.add_argument("--first-stage", choices=["bm25", "dense", "hybrid"], default=None)
+    search.add_argument("--first-stage", choices=FIRST_STAGES, default=None)
     search.add_argument(
         "--filter", type=_json_filter, default=None, help='metadata filter as JSON, e.g. \'{"lang": "en"}\''
     )
@@ -100,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-document-chars", type=int, default=50_000, help="characters per document")
     serve.add_argument("--max-query-chars", type=int, default=4_000, help="characters per query")
     serve.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="bytes per request body")
-    serve.add_argument("--max-k", type=int, default=1000, help="largest k / prefetch_k of a search")
+    serve.add_argument("--max-k", type=int, default=1000, help="largest top_k / prefetch_k of a search")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     _add_model_options(serve)
     serve.set_defaults(run=_run_serve)
@@ -112,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dataset", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/"
     )
     evaluation.add_argument("--split", default="test", help="judgments to use: qrels/<split>.tsv")
+    # Spelled here rather than read from edgecolbert.evaluation, which imports the model stack: --help must not.
     evaluation.add_argument("--first-stage", choices=["bm25"], default="bm25", help="the store's BM25")
     evaluation.add_argument("--top-k", type=int, default=100, help="first-stage candidates to rerank")
     evaluation.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
@@ -219,7 +226,7 @@ def _run_rerank(args: argparse.Namespace) -> int:
         print(json.dumps(results.to_list(), ensure_ascii=False, indent=2))
         return 0
     for rank, result in enumerate(results, start=1):
-        snippet = " ".join(result.document.split())[:80]
+        snippet = " ".join(result.text.split())[:80]
         print(f"{rank:>3}  {result.score:8.3f}  {result.normalized_score:6.3f}  [{result.index}] {snippet}")
     return 0
 
@@ -279,7 +286,7 @@ def _run_index(args: argparse.Namespace) -> int:
 def _run_search(args: argparse.Namespace) -> int:
     with _store_from_args(args, args.model, create=False) as store:
         hits = store.search(
-            args.query, k=args.k, prefetch_k=args.prefetch_k, first_stage=args.first_stage, filter=args.filter
+            args.query, top_k=args.top_k, prefetch_k=args.prefetch_k, first_stage=args.first_stage, filter=args.filter
         )
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))

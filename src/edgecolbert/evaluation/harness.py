@@ -160,7 +160,7 @@ def _rank(
     bar = tqdm(queries.items(), desc="ranking", unit="query", disable=not progress, dynamic_ncols=True)
     with _one_query_truncation_warning(len(queries), store.model.query_length):
         for query_id, text in bar:
-            candidates = [hit.id for hit in store.search_first_stage(text, k=top_k, first_stage=first_stage)]
+            candidates = [hit.id for hit in store.search_first_stage(text, top_k=top_k, first_stage=first_stage)]
             first[query_id] = candidates
             reranked[query_id] = [hit.id for hit in store.rerank(text, candidates)] if candidates else []
     return first, reranked

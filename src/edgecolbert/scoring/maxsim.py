@@ -8,10 +8,12 @@ product itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from edgecolbert.errors import InvalidInputError, InvalidTypeError
+from edgecolbert.documents import check_top_k
+from edgecolbert.errors import MISSING, InvalidInputError, InvalidTypeError, renamed_keyword
 from edgecolbert.vectors import MultiVectors
 
 # Candidate vectors per matrix product: the similarity block (query vectors x chunk_rows floats,
@@ -112,12 +114,16 @@ def _chunks(offsets: np.ndarray, chunk_rows: int) -> list[tuple[int, int]]:
     return spans
 
 
-def topk(scores: np.ndarray, k: int | None = None) -> np.ndarray:
-    """Indices of the ``k`` best scores, best first; ties keep input order. ``None`` ranks all."""
+def topk(scores: np.ndarray, top_k: int | None = None, *, k: Any = MISSING) -> np.ndarray:
+    """Indices of the ``top_k`` best scores, best first; ties keep input order. ``None`` ranks all.
+
+    ``k=`` is the deprecated name of ``top_k``.
+    """
+    top_k = renamed_keyword("k", "top_k", k, top_k, None)
     scores = np.asarray(scores)
     if scores.ndim != 1:
         raise InvalidInputError(f"topk takes a 1-D array of scores, got shape {scores.shape}.")
-    if k is not None and (not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1):
-        raise InvalidInputError(f"k must be a positive integer or None, got {k!r}.")
+    if top_k is not None:
+        check_top_k(top_k)
     order = np.argsort(-scores, kind="stable")
-    return order if k is None else order[:k]
+    return order if top_k is None else order[:top_k]

@@ -3,69 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, overload
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgecolbert.documents import (
+    DocumentLike,
+    RerankResult,
+    RerankResults,
+    Result,
+    StoreDocument,
+    as_document,
+    check_top_k,
+)
 from edgecolbert.encoding.encoder import ColBERT, check_texts
-from edgecolbert.errors import EmptyQueryError, InvalidInputError, InvalidTypeError
+from edgecolbert.errors import EmptyQueryError, InvalidDocumentError, InvalidInputError, InvalidTypeError
 from edgecolbert.scoring.cache import EmbeddingCache, content_hash
 from edgecolbert.scoring.maxsim import maxsim, topk
 from edgecolbert.vectors import MultiVectors
 
+if TYPE_CHECKING:
+    from edgecolbert.store.base import BaseStore
 
-@dataclass(frozen=True)
-class RerankResult:
-    """One candidate after reranking.
+__all__ = ["RerankResult", "RerankResults", "Reranker", "check_query"]
 
-    ``score`` is the raw MaxSim; ``normalized_score`` divides it by the query's vector count, which
-    bounds it to [-1, 1] whatever the query length, so it can be thresholded.
-    """
+logger = logging.getLogger(__name__)
 
-    index: int
-    score: float
-    normalized_score: float
-    document: str
-
-
-class RerankResults(Sequence[RerankResult]):
-    """Results best first. ``results.top_k(3)`` keeps the first three."""
-
-    def __init__(self, results: Sequence[RerankResult]) -> None:
-        self._results = list(results)
-
-    @overload
-    def __getitem__(self, index: int) -> RerankResult: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> RerankResults: ...
-
-    def __getitem__(self, index: int | slice) -> RerankResult | RerankResults:
-        if isinstance(index, slice):
-            return RerankResults(self._results[index])
-        return self._results[index]
-
-    def __len__(self) -> int:
-        return len(self._results)
-
-    def __iter__(self) -> Iterator[RerankResult]:
-        return iter(self._results)
-
-    def top_k(self, k: int) -> RerankResults:
-        _check_top_k(k)
-        return RerankResults(self._results[:k])
-
-    def to_list(self) -> list[dict[str, Any]]:
-        return [
-            {"index": r.index, "score": r.score, "normalized_score": r.normalized_score, "document": r.document}
-            for r in self._results
-        ]
-
-    def __repr__(self) -> str:
-        return f"RerankResults({self._results!r})"
+# Scores of the documents a rerank scored, by their position in its input: (MaxSim, normalized MaxSim).
+_Scores = dict[int, tuple[float, float]]
 
 
 class Reranker:
@@ -86,6 +55,8 @@ class Reranker:
         self.model = model if isinstance(model, ColBERT) else ColBERT.from_pretrained(model, **load_kwargs)
         self.cache = EmbeddingCache(cache_size)
         self.batch_size = batch_size
+        # The model each store was last checked against: a check reads weights, so it runs once per pair.
+        self._checked_stores: weakref.WeakKeyDictionary[BaseStore, ColBERT] = weakref.WeakKeyDictionary()
 
     @classmethod
     def from_pretrained(
@@ -99,32 +70,133 @@ class Reranker:
         """Load a checkpoint (hub id or folder) and wrap it; other keywords go to ``ColBERT.from_pretrained``."""
         return cls(ColBERT.from_pretrained(name_or_path, **load_kwargs), cache_size=cache_size, batch_size=batch_size)
 
-    def rerank(self, query: str, documents: Sequence[str], top_k: int | None = None) -> RerankResults:
-        """Rank ``documents`` for ``query``, best first; ``top_k`` keeps only the best ones."""
+    @classmethod
+    def load(
+        cls,
+        model: Reranker | ColBERT | str | os.PathLike[str] | None = None,
+        *,
+        store: BaseStore | None = None,
+        **load_kwargs: Any,
+    ) -> Reranker:
+        """A reranker from whatever names the model: a ``Reranker`` (used as is), a loaded ``ColBERT``, a hub id
+        or a folder (loaded with ``load_kwargs``). Without a model, ``store``'s own model, else the default one.
+
+        With ``store``, raises :class:`~edgecolbert.ModelMismatchError` unless the store holds vectors of the model.
+        """
+        if isinstance(model, (Reranker, ColBERT)) and load_kwargs:
+            raise InvalidInputError(
+                f"Loading options ({', '.join(sorted(load_kwargs))}) apply to a hub id or folder; the "
+                f"{type(model).__name__} given is loaded already."
+            )
+        if model is not None and not isinstance(model, (Reranker, ColBERT, str, os.PathLike)):
+            raise InvalidTypeError(
+                "model is a hub id, a folder, an edgecolbert.ColBERT or an edgecolbert.Reranker; "
+                f"got {type(model).__name__}."
+            )
+        if isinstance(model, Reranker):
+            reranker = model
+        elif isinstance(model, ColBERT):
+            reranker = cls(model)
+        elif model is None and store is not None and not load_kwargs:
+            # The store's own model: stored and encoded scores then share one scale.
+            reranker = cls(store.model)
+        else:
+            reranker = cls.from_pretrained(model, **load_kwargs)
+        if store is not None:
+            reranker.check_store(store)
+        return reranker
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[DocumentLike],
+        top_k: int | None = None,
+        *,
+        store: BaseStore | None = None,
+    ) -> RerankResults:
+        """Rank ``documents`` for ``query``, best first; ``top_k`` keeps only the best ones.
+
+        Documents are strings, ``StoreDocument`` objects or mappings with ``text`` and optional ``id``
+        and ``metadata``; each result carries its document's id (None for a string), metadata and
+        position (``index``). With ``store``, a document whose ``id`` is stored there with the same text
+        is scored from its stored vectors instead of being encoded; the others are encoded, and both
+        kinds make one ranking (the store must hold vectors of this reranker's model). The results
+        count both kinds (``stored``, ``encoded``), and the call logs them at INFO.
+        """
         check_query(query)
-        texts = check_texts(documents)
+        docs = _checked_documents(documents)
         if top_k is not None:
-            _check_top_k(top_k)
-        if not texts:
-            return RerankResults([])
-        query_vectors = self.model.encode_queries([query])
-        scores = maxsim(query_vectors[0], self.document_vectors(texts))
-        n_query = query_vectors.lengths[0]
+            check_top_k(top_k)
+        scores = self._stored_scores(query, docs, store) if store is not None else {}
+        encoded = [position for position in range(len(docs)) if position not in scores]
+        scores.update(self._encoded_scores(query, docs, encoded))
+        if store is not None:
+            logger.info(
+                "Reranked %d documents: %d scored from vectors stored in %s, %d encoded.",
+                len(docs),
+                len(docs) - len(encoded),
+                store.where,
+                len(encoded),
+            )
+        ranked = topk(np.array([scores[position][0] for position in range(len(docs))], dtype=np.float64), top_k)
         return RerankResults(
-            [
-                RerankResult(
-                    index=int(i),
-                    score=float(scores[i]),
-                    normalized_score=float(scores[i] / n_query),
-                    document=texts[i],
-                )
-                for i in topk(scores, top_k)
-            ]
+            [_result(docs[position], int(position), scores[position]) for position in ranked],
+            stored=len(docs) - len(encoded),
+            encoded=len(encoded),
         )
 
-    async def arerank(self, query: str, documents: Sequence[str], top_k: int | None = None) -> RerankResults:
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[DocumentLike],
+        top_k: int | None = None,
+        *,
+        store: BaseStore | None = None,
+    ) -> RerankResults:
         """:meth:`rerank` in a worker thread, so the event loop keeps serving while the model runs."""
-        return await asyncio.to_thread(self.rerank, query, documents, top_k)
+        return await asyncio.to_thread(self.rerank, query, documents, top_k, store=store)
+
+    def check_store(self, store: BaseStore) -> None:
+        """Raise :class:`~edgecolbert.ModelMismatchError` unless ``store`` holds vectors of this reranker's model.
+
+        A stored score and an encoded one are comparable only when both come from one model.
+        """
+        if store.model is self.model or self._checked_stores.get(store) is self.model:
+            return
+        # Imported here: the store package imports this module.
+        from edgecolbert.store.schema import check_model
+
+        check_model(store.schema, self.model, store.where)
+        self._checked_stores[store] = self.model
+
+    def _encoded_scores(self, query: str, docs: Sequence[StoreDocument], positions: Sequence[int]) -> _Scores:
+        if not positions:
+            return {}
+        query_vectors = self.model.encode_queries([query])
+        n_query = query_vectors.lengths[0]
+        scores = maxsim(query_vectors[0], self.document_vectors([docs[position].text for position in positions]))
+        return {position: (float(score), float(score / n_query)) for position, score in zip(positions, scores.tolist())}
+
+    def _stored_scores(self, query: str, docs: Sequence[StoreDocument], store: BaseStore) -> _Scores:
+        """Scores of the documents ``store`` holds under their id with their text, by position.
+
+        Only the id is looked up, never metadata: a stored point with other text (a stale copy, an
+        unrelated document under a reused id) would score something else, so it is encoded instead.
+        """
+        self.check_store(store)
+        from edgecolbert.store.schema import point_id
+
+        keys = {position: point_id(str(doc.id)) for position, doc in enumerate(docs) if doc.id is not None}
+        ids = {key: str(docs[position].id) for position, key in keys.items()}
+        if not ids:
+            return {}
+        stored_texts = {point_id(hit.id): hit.text for hit in store.get(list(ids.values()))}
+        chosen = {position: key for position, key in keys.items() if stored_texts.get(key) == docs[position].text}
+        if not chosen:
+            return {}
+        hits = store.rerank(query, [ids[key] for key in dict.fromkeys(chosen.values())])
+        by_key = {point_id(hit.id): hit for hit in hits}
+        return {position: (by_key[key].score, _normalized(by_key[key])) for position, key in chosen.items()}
 
     def document_vectors(self, documents: Sequence[str]) -> MultiVectors:
         """Vectors of each document in order, encoding only those not cached (each distinct text once)."""
@@ -145,12 +217,46 @@ class Reranker:
 
 
 def check_query(query: str) -> None:
+    """Refuse a query that is not a string or holds only whitespace."""
     if not isinstance(query, str):
         raise InvalidTypeError(f"The query must be a string, got {type(query).__name__}.")
     if not query.strip():
         raise EmptyQueryError("The query is empty or whitespace only: there is nothing to rank documents against.")
 
 
-def _check_top_k(k: int) -> None:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise InvalidInputError(f"top_k must be a positive integer (or None for all), got {k!r}.")
+def _checked_documents(documents: Sequence[DocumentLike]) -> list[StoreDocument]:
+    if isinstance(documents, StoreDocument):
+        raise InvalidDocumentError("Expected a list of documents, got a single one: wrap it in a list.")
+    items = check_texts(documents) if isinstance(documents, (str, bytes)) else _as_list(documents)
+    for position, item in enumerate(items):
+        if not isinstance(item, (str, StoreDocument, Mapping)):
+            raise InvalidDocumentError(
+                f"Document at position {position} is {type(item).__name__}; documents are strings, StoreDocument "
+                "objects or mappings with a 'text' key."
+            )
+    docs = [as_document(item) for item in items]
+    check_texts([doc.text for doc in docs])
+    return docs
+
+
+def _as_list(documents: Sequence[DocumentLike]) -> list[DocumentLike]:
+    try:
+        return list(documents)
+    except TypeError as exc:
+        raise InvalidDocumentError(f"Expected a list of documents, got {type(documents).__name__}.") from exc
+
+
+def _normalized(hit: Result) -> float:
+    assert hit.normalized_score is not None  # a store's rerank scores are MaxSim
+    return hit.normalized_score
+
+
+def _result(doc: StoreDocument, position: int, scores: tuple[float, float]) -> Result:
+    return Result(
+        id=None if doc.id is None else str(doc.id),
+        text=doc.text,
+        metadata=dict(doc.metadata),
+        score=scores[0],
+        normalized_score=scores[1],
+        index=position,
+    )

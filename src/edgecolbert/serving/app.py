@@ -79,7 +79,7 @@ class ServiceLimits(BaseModel):
     max_document_chars: int = Field(default=50_000, ge=1, description="characters per document")
     max_query_chars: int = Field(default=4_000, ge=1, description="characters per query")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="bytes per request body")
-    max_k: int = Field(default=1000, ge=1, description="largest k and prefetch_k of a search")
+    max_k: int = Field(default=1000, ge=1, description="largest top_k and prefetch_k of a search")
     workers: int = Field(default=1, ge=1, description="model and store calls running at once")
     max_pending: int = Field(default=512, ge=1, description="calls running or waiting; more get 503")
 
@@ -525,7 +525,7 @@ async def rerank(body: RerankRequest, service: ServiceDep) -> RerankResponse:
                 index=result.index,
                 relevance_score=result.score,
                 normalized_score=result.normalized_score,
-                document=ResultDocument(text=result.document) if body.return_documents else None,
+                document=ResultDocument(text=result.text) if body.return_documents else None,
             )
             for result in results
         ],
@@ -540,7 +540,7 @@ async def rerank_tei(body: TeiRerankRequest, service: ServiceDep) -> list[TeiRan
         TeiRank(
             index=result.index,
             score=result.score if body.raw_scores else result.normalized_score,
-            text=result.document if body.return_text else None,
+            text=result.text if body.return_text else None,
         )
         for result in results
     ]
@@ -557,13 +557,13 @@ async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     """First stage (BM25, dense or hybrid) then MaxSim over the stored vectors, in one store query."""
     store = service.require_store()
     _check_query(body.query, service.limits)
-    _check_k("k", body.k, service.limits)
+    _check_k("top_k", body.top_k, service.limits)
     _check_k("prefetch_k", body.prefetch_k, service.limits)
     hits = await _store_call(
         service,
         store.search,
         body.query,
-        k=body.k,
+        top_k=body.top_k,
         prefetch_k=body.prefetch_k,
         first_stage=body.first_stage,
         filter=body.filter,
@@ -571,7 +571,16 @@ async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     )
     return SearchResponse(
         model=service.model_name,
-        hits=[SearchHit(id=hit.id, score=hit.score, text=hit.text, metadata=hit.metadata) for hit in hits],
+        hits=[
+            SearchHit(
+                id=hit.id,
+                score=hit.score,
+                normalized_score=hit.normalized_score,
+                text=hit.text,
+                metadata=hit.metadata,
+            )
+            for hit in hits
+        ],
     )
 
 

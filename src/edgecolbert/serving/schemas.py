@@ -11,7 +11,9 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+
+from edgecolbert.store.base import FirstStageName
 
 # Stores keep integers as signed 64-bit (Qdrant payloads) and nest JSON only so deep.
 _INT64 = (-(2**63), 2**63 - 1)
@@ -154,9 +156,14 @@ class TeiRank(BaseModel):
 
 class SearchRequest(BaseModel):
     query: str
-    k: int = Field(default=10, ge=1, description="Number of hits.")
+    top_k: int = Field(
+        default=10,
+        ge=1,
+        validation_alias=AliasChoices("top_k", "k"),
+        description="Number of hits ('k' is accepted as its former name).",
+    )
     prefetch_k: int = Field(default=100, ge=1, description="First-stage candidates reranked by MaxSim.")
-    first_stage: Literal["bm25", "dense", "hybrid"] | None = Field(
+    first_stage: FirstStageName | None = Field(
         default=None, description="bm25 (default when the store has it), dense, or both fused (hybrid)."
     )
     filter: Filter = Field(default=None, description='Metadata filter, e.g. {"lang": "en", "year": {"gte": 2020}}.')
@@ -168,6 +175,7 @@ class SearchRequest(BaseModel):
 class SearchHit(BaseModel):
     id: str
     score: float
+    normalized_score: float = Field(description="MaxSim divided by the query's vector count, in [-1, 1].")
     text: str
     metadata: dict[str, Any]
 

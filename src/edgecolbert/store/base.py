@@ -14,17 +14,18 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
 from typing_extensions import Self
 
+from edgecolbert.documents import DocumentLike, Hit, StoreDocument, as_document
 from edgecolbert.encoding.encoder import ColBERT, check_texts
-from edgecolbert.errors import DocumentNotFoundError, InvalidInputError, InvalidTypeError
+from edgecolbert.errors import MISSING, DocumentNotFoundError, InvalidInputError, InvalidTypeError, renamed_keyword
 from edgecolbert.scoring.cache import content_hash
 from edgecolbert.scoring.reranker import check_query
-from edgecolbert.store.documents import Hit, StoreDocument
+from edgecolbert.store.defaults import FIRST_STAGES, FirstStageName
 from edgecolbert.store.engine import (
     Engine,
     FirstStage,
@@ -47,10 +48,6 @@ from edgecolbert.store.schema import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-FirstStageName = Literal["bm25", "dense", "hybrid"]
-DocumentLike = StoreDocument | Mapping[str, Any] | str
 
 
 @runtime_checkable
@@ -115,25 +112,29 @@ class MultiVectorStore(Protocol):
     def search(
         self,
         query: str,
-        k: int = 10,
+        top_k: int = 10,
         prefetch_k: int = 100,
         first_stage: FirstStageName | None = None,
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        k: Any = MISSING,
     ) -> list[Hit]: ...
 
     def search_first_stage(
         self,
         query: str,
-        k: int = 100,
+        top_k: int = 100,
         first_stage: FirstStageName | None = None,
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        k: Any = MISSING,
     ) -> list[Hit]: ...
 
-    def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]: ...
+    def rerank(
+        self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING
+    ) -> list[Hit]: ...
 
     def close(self) -> None: ...
 
@@ -203,7 +204,7 @@ class BaseStore:
         bar = tqdm(total=total, unit="doc", desc="indexing", disable=not progress, dynamic_ncols=True)
         try:
             for batch in _batches(documents, batch_size):
-                resolved = [_resolve(_as_document(document)) for document in batch]
+                resolved = [_resolve(as_document(document)) for document in batch]
                 report.merge(self._write(resolved, None))
                 if on_batch is not None:
                     on_batch([item.doc_id for item in resolved])
@@ -344,22 +345,24 @@ class BaseStore:
     def search(
         self,
         query: str,
-        k: int = 10,
+        top_k: int = 10,
         prefetch_k: int = 100,
         first_stage: FirstStageName | None = None,
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        k: Any = MISSING,
     ) -> list[Hit]:
-        """Top ``k`` documents for ``query``.
+        """Top ``top_k`` documents for ``query`` (``k=`` is the deprecated name of ``top_k``).
 
         The first stage (BM25, the dense vector, or both fused with RRF; BM25 by default when the
         store has it) proposes ``prefetch_k`` candidates that pass ``filter``; MaxSim over their
         stored token vectors orders them. Equal scores are ordered by point id at every cut, so the
         same call on an unchanged store always returns the same hits.
         """
+        top_k = renamed_keyword("k", "top_k", k, top_k, 10)
         self._check_query(query)
-        check_positive("k", k)
+        check_positive("top_k", top_k)
         check_positive("prefetch_k", prefetch_k)
         stages = self._first_stages(query, first_stage, dense_vector)
         conditions = parse_filter(filter)
@@ -370,33 +373,35 @@ class BaseStore:
             return []
         plan = QueryPlan(
             FirstStage(COLBERT, colbert),
-            min(k, len(candidates)),
+            min(top_k, len(candidates)),
             conditions=conditions,
             metadata_prefix=prefix,
             point_ids=[point.point_id for point in candidates],
         )
-        return [self._hit(point) for point in exact_top(self.engine, plan)]
+        return [self._hit(point, len(colbert)) for point in exact_top(self.engine, plan)]
 
     def search_first_stage(
         self,
         query: str,
-        k: int = 100,
+        top_k: int = 100,
         first_stage: FirstStageName | None = None,
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        k: Any = MISSING,
     ) -> list[Hit]:
-        """The first stage alone: the ``k`` candidates :meth:`search` would rerank, in first-stage order.
+        """The first stage alone: the ``top_k`` candidates :meth:`search` would rerank, in first-stage order.
 
         Scores are the first stage's own (BM25, the dense similarity, or the RRF score for ``"hybrid"``);
         the query is not encoded by the late-interaction model. Comparing this ranking with
         :meth:`search` over the same candidates shows what the MaxSim rerank adds.
         """
+        top_k = renamed_keyword("k", "top_k", k, top_k, 100)
         self._check_query(query)
-        check_positive("k", k)
+        check_positive("top_k", top_k)
         stages = self._first_stages(query, first_stage, dense_vector)
         conditions, prefix = parse_filter(filter), self.schema.metadata_key
-        points = first_stage_top(self.engine, stages, k, conditions, prefix, with_payload=len(stages) == 1)
+        points = first_stage_top(self.engine, stages, top_k, conditions, prefix, with_payload=len(stages) == 1)
         if len(stages) > 1:
             points = with_payloads(self.engine, points)
         return [self._hit(point) for point in points]
@@ -406,19 +411,21 @@ class BaseStore:
         check_query(query)
         check_utf8(query, "The query")
 
-    def rerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
+    def rerank(self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING) -> list[Hit]:
         """Order stored documents for ``query`` by MaxSim over their stored vectors (no re-encoding).
 
         Raises :class:`DocumentNotFoundError` naming the ids that are not stored.
         """
+        top_k = renamed_keyword("k", "top_k", k, top_k, None)
         self._check_query(query)
-        if k is not None:
-            check_positive("k", k)
+        if top_k is not None:
+            check_positive("top_k", top_k)
         doc_ids = list(dict.fromkeys(_doc_ids(ids)))
         if not doc_ids:
             return []
         point_ids = [point_id(doc_id) for doc_id in doc_ids]
-        plan = QueryPlan(FirstStage(COLBERT, self._query_vectors(query)), len(point_ids), point_ids=point_ids)
+        colbert = self._query_vectors(query)
+        plan = QueryPlan(FirstStage(COLBERT, colbert), len(point_ids), point_ids=point_ids)
         points = exact_top(self.engine, plan)
         if len(points) < len(point_ids):
             returned = {point.point_id for point in points}
@@ -426,8 +433,8 @@ class BaseStore:
             shown = ", ".join(repr(doc_id) for doc_id in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise DocumentNotFoundError(f"{self.where} holds no document with id {shown}{more}; add it first.")
-        hits = [self._hit(point) for point in points]
-        return hits if k is None else hits[:k]
+        hits = [self._hit(point, len(colbert)) for point in points]
+        return hits if top_k is None else hits[:top_k]
 
     def _query_vectors(self, query: str) -> np.ndarray:
         return self._storage_vectors(self.model.encode_query(query))
@@ -437,8 +444,7 @@ class BaseStore:
     ) -> list[FirstStage]:
         if first_stage is None:
             first_stage = "bm25" if self.schema.bm25 else "dense"
-        if first_stage not in ("bm25", "dense", "hybrid"):
-            raise InvalidInputError(f"first_stage is 'bm25', 'dense' or 'hybrid'; got {first_stage!r}.")
+        check_first_stage(first_stage)
         stages = []
         if first_stage in ("bm25", "hybrid"):
             if self._bm25 is None:
@@ -463,13 +469,16 @@ class BaseStore:
             dense_vector = self.dense.embed_query(query)
         return self._check_dense(dense_vector)
 
-    def _hit(self, point: StoredPoint) -> Hit:
+    def _hit(self, point: StoredPoint, n_query: int | None = None) -> Hit:
+        """The stored document as a result; ``n_query`` (the query's vector count) where the score is MaxSim."""
         text, metadata = payload_document(point.payload, self.schema)
         # LlamaIndex payloads carry their own 'doc_id' (the source document), not the node's id.
         doc_id = None if self.schema.layout == "llama-index" else point.payload.get(ID_KEY)
+        score = float(point.score)
         return Hit(
             id=str(doc_id) if doc_id is not None else str(point.point_id),
-            score=float(point.score),
+            score=score,
+            normalized_score=None if n_query is None else score / n_query,
             text=text,
             metadata=metadata,
         )
@@ -527,32 +536,36 @@ class BaseStore:
     async def asearch(
         self,
         query: str,
-        k: int = 10,
+        top_k: int = 10,
         prefetch_k: int = 100,
         first_stage: FirstStageName | None = None,
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        k: Any = MISSING,
     ) -> list[Hit]:
         return await asyncio.to_thread(
-            self.search, query, k, prefetch_k, first_stage, filter, dense_vector=dense_vector
+            self.search, query, top_k, prefetch_k, first_stage, filter, dense_vector=dense_vector, k=k
         )
 
     async def asearch_first_stage(
         self,
         query: str,
-        k: int = 100,
+        top_k: int = 100,
         first_stage: FirstStageName | None = None,
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        k: Any = MISSING,
     ) -> list[Hit]:
         return await asyncio.to_thread(
-            self.search_first_stage, query, k, first_stage, filter, dense_vector=dense_vector
+            self.search_first_stage, query, top_k, first_stage, filter, dense_vector=dense_vector, k=k
         )
 
-    async def arerank(self, query: str, ids: Sequence[str | int], k: int | None = None) -> list[Hit]:
-        return await asyncio.to_thread(self.rerank, query, ids, k)
+    async def arerank(
+        self, query: str, ids: Sequence[str | int], top_k: int | None = None, *, k: Any = MISSING
+    ) -> list[Hit]:
+        return await asyncio.to_thread(self.rerank, query, ids, top_k, k=k)
 
 
 def payload_document(payload: Mapping[str, Any], schema: StoreSchema) -> tuple[str, dict[str, Any]]:
@@ -615,18 +628,6 @@ def _resolve(document: StoreDocument) -> _Item:
 
 def _sparse_terms(sparse: Any) -> SparseTerms:
     return SparseTerms(list(sparse.indices), list(sparse.values))
-
-
-def _as_document(item: DocumentLike) -> StoreDocument:
-    if isinstance(item, StoreDocument):
-        return item
-    if isinstance(item, str):
-        return StoreDocument(text=item)
-    if isinstance(item, Mapping):
-        if "text" not in item:
-            raise InvalidInputError(f"A document mapping needs a 'text' key; got keys {sorted(item)}.")
-        return StoreDocument(text=item["text"], id=item.get("id"), metadata=item.get("metadata") or {})
-    raise InvalidTypeError(f"Documents are StoreDocument, mapping or str; got {type(item).__name__}.")
 
 
 def _check_id(doc_id: object) -> str:
@@ -737,6 +738,15 @@ def _json_problem(value: Any, where: str, depth: int) -> str | None:
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{where} is {value}, not a finite number"
     return f"{where} is a {type(value).__name__}, not a JSON value"
+
+
+def check_first_stage(first_stage: object) -> None:
+    """Refuse a first-stage name that is not one of :data:`FIRST_STAGES` (None, the store's default, passes)."""
+    if first_stage is not None and first_stage not in FIRST_STAGES:
+        names = ", ".join(repr(name) for name in FIRST_STAGES)
+        raise InvalidInputError(
+            f"first_stage is one of {names} (or None for the store's default); got {first_stage!r}."
+        )
 
 
 def check_positive(name: str, value: object) -> None:

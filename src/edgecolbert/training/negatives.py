@@ -91,7 +91,7 @@ def store_ranker(store: MultiVectorStore, first_stage: str | None = None) -> Ran
     def rank(queries: Sequence[str], k: int) -> dict[str, list[str]]:
         ranked = {}
         for query in queries:
-            hits = store.search_first_stage(query, k=k, first_stage=first_stage)  # type: ignore[arg-type]
+            hits = store.search_first_stage(query, top_k=k, first_stage=first_stage)  # type: ignore[arg-type]
             ranked[query] = [hit.text for hit in hits if hit.text]
         return ranked
 

@@ -6,17 +6,15 @@ from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
-from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import MetadataFilters
 
-from edgecolbert import InvalidInputError, InvalidTypeError
-from edgecolbert.store import BaseStore, Hit
-from edgecolbert.store.filters import MetadataFilter as StoreFilter
+from edgecolbert import DEFAULT_TOP_K, InvalidInputError, InvalidTypeError, Result
+from edgecolbert.store import BaseStore, FirstStageName, check_first_stage
+from edgecolbert.store import MetadataFilter as StoreFilter
 from llama_index.retrievers.edgecolbert.filters import to_store_filter
 
 DEFAULT_PREFETCH_K = 100
-_FIRST_STAGES = (None, "bm25", "dense", "hybrid")
 
 
 class EdgeColbertRetriever(BaseRetriever):
@@ -33,10 +31,10 @@ class EdgeColbertRetriever(BaseRetriever):
     def __init__(
         self,
         store: BaseStore,
-        similarity_top_k: int = DEFAULT_SIMILARITY_TOP_K,
+        similarity_top_k: int = DEFAULT_TOP_K,
         *,
         prefetch_k: int = DEFAULT_PREFETCH_K,
-        first_stage: str | None = None,
+        first_stage: FirstStageName | None = None,
         filters: MetadataFilters | StoreFilter | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
@@ -47,8 +45,7 @@ class EdgeColbertRetriever(BaseRetriever):
             )
         _check_positive("similarity_top_k", similarity_top_k)
         _check_positive("prefetch_k", prefetch_k)
-        if first_stage not in _FIRST_STAGES:
-            raise InvalidInputError(f"first_stage is None, 'bm25', 'dense' or 'hybrid'; got {first_stage!r}.")
+        check_first_stage(first_stage)
         self._store = store
         self.similarity_top_k = similarity_top_k
         self.prefetch_k = prefetch_k
@@ -70,7 +67,7 @@ class EdgeColbertRetriever(BaseRetriever):
 
     def _search_options(self, query_bundle: QueryBundle) -> dict[str, Any]:
         return {
-            "k": self.similarity_top_k,
+            "top_k": self.similarity_top_k,
             "prefetch_k": self.prefetch_k,
             "first_stage": self.first_stage,
             "filter": self.filters,
@@ -87,7 +84,7 @@ class EdgeColbertRetriever(BaseRetriever):
         return list(query_bundle.embedding) if uses_dense else None
 
 
-def _node(hit: Hit) -> NodeWithScore:
+def _node(hit: Result) -> NodeWithScore:
     return NodeWithScore(node=TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata)), score=hit.score)
 
 

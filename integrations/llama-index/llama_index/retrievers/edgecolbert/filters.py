@@ -13,8 +13,8 @@ from typing import Any
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from edgecolbert import InvalidInputError, InvalidTypeError
-from edgecolbert.store.filters import MetadataFilter as StoreFilter
-from edgecolbert.store.filters import parse_filter
+from edgecolbert.store import MetadataFilter as StoreFilter
+from edgecolbert.store import parse_filter
 
 _RANGES = {
     FilterOperator.GT: "gt",
