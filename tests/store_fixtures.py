@@ -70,6 +70,30 @@ class CountingModel:
         return self._model.encode_documents(texts, **kwargs)
 
 
+def count_query_encodings(model: ColBERT, monkeypatch: Any) -> list[str]:
+    """Record each query ``model`` encodes, by any of its query-encoding methods, for as long as the test runs."""
+    encoded: list[str] = []
+    encode_query, encode_queries, encode_aligned = model.encode_query, model.encode_queries, model.encode_aligned
+
+    def one(text: str) -> Any:
+        encoded.append(text)
+        return encode_query(text)
+
+    def many(texts: list[str], **kwargs: Any) -> Any:
+        encoded.extend(texts)
+        return encode_queries(texts, **kwargs)
+
+    def aligned(text: str, kind: str) -> Any:
+        if kind == "query":
+            encoded.append(text)
+        return encode_aligned(text, kind)
+
+    monkeypatch.setattr(model, "encode_query", one)
+    monkeypatch.setattr(model, "encode_queries", many)
+    monkeypatch.setattr(model, "encode_aligned", aligned)
+    return encoded
+
+
 def copy_store(source: Path, target: Path) -> Path:
     """Copy a store folder keeping its files sparse.
 
