@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecolbert import ColBERT
+from edgecolbert import ColBERT, Reranker
 from edgecolbert.scoring import highlight_texts
 
 TOPICS = ["cats", "dogs", "rivers", "mountains", "violins", "comets"]
@@ -70,6 +72,30 @@ class CountingModel:
         return self._model.encode_documents(texts, **kwargs)
 
 
+def count_query_encodings(model: ColBERT, monkeypatch: Any) -> list[str]:
+    """Record each query ``model`` encodes, by any of its query-encoding methods, for as long as the test runs."""
+    encoded: list[str] = []
+    encode_query, encode_queries, encode_aligned = model.encode_query, model.encode_queries, model.encode_aligned
+
+    def one(text: str) -> Any:
+        encoded.append(text)
+        return encode_query(text)
+
+    def many(texts: list[str], **kwargs: Any) -> Any:
+        encoded.extend(texts)
+        return encode_queries(texts, **kwargs)
+
+    def aligned(text: str, kind: str) -> Any:
+        if kind == "query":
+            encoded.append(text)
+        return encode_aligned(text, kind)
+
+    monkeypatch.setattr(model, "encode_query", one)
+    monkeypatch.setattr(model, "encode_queries", many)
+    monkeypatch.setattr(model, "encode_aligned", aligned)
+    return encoded
+
+
 def copy_store(source: Path, target: Path) -> Path:
     """Copy a store folder keeping its files sparse.
 
@@ -101,6 +127,29 @@ def open_store(engine: str, tmp_path: Path, model: ColBERT, **options: Any) -> A
     from edgecolbert.store import QdrantStore
 
     return QdrantStore("docs", model, client=QdrantClient(":memory:"), **options)
+
+
+@contextmanager
+def served(
+    model: ColBERT,
+    limits: Any,
+    *,
+    store_folder: Path | None = None,
+    documents: Sequence[str] = (),
+    ids: Sequence[str] | None = None,
+    api_key: str | None = None,
+) -> Iterator[str]:
+    """The URL of a live service around ``Reranker(model)``: with an embedded store in ``store_folder``
+    (holding ``documents`` under ``ids``) or without a store, and with ``api_key`` when given."""
+    from edgecolbert.serving.app import create_app, serve_in_background
+    from edgecolbert.store import EdgeStore
+
+    with ExitStack() as stack:
+        store = None if store_folder is None else stack.enter_context(EdgeStore(store_folder, model))
+        if store is not None and documents:
+            store.add(list(documents), ids=ids)
+        app = create_app(reranker=Reranker(model), store=store, api_key=api_key, limits=limits)
+        yield stack.enter_context(serve_in_background(app))
 
 
 def assert_metadata_highlights(model: ColBERT, query: str, texts: list[str], shown: list[Any]) -> None:

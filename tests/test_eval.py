@@ -26,6 +26,7 @@ from edgecolbert.evaluation import (
 )
 from edgecolbert.scoring.muvera import FdeParams
 from edgecolbert.store import EdgeStore
+from store_fixtures import count_query_encodings
 
 pytrec_eval = pytest.importorskip("pytrec_eval", reason="evaluation scores with pytrec-eval-terrier")
 
@@ -380,6 +381,20 @@ def _count_encoded(model: ColBERT, monkeypatch: pytest.MonkeyPatch) -> list[str]
 
     monkeypatch.setattr(model, "encode_documents", counting)
     return encoded
+
+
+@requires_minilm
+def test_each_query_is_encoded_at_most_once(tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_collection(tmp_path / "data")
+    judged = [text for qid, (text, _) in QUERIES.items() if qid in JUDGED]
+    evaluate(folder, model, top_k=5, cache_dir=tmp_path / "cache")
+    encoded = count_query_encodings(model, monkeypatch)
+    for stage in ("bm25", "muvera", "hybrid-muvera"):
+        evaluate(folder, model, top_k=5, cache_dir=tmp_path / "cache", first_stage=stage)
+        # The MUVERA stages and the MaxSim rerank share one encoding; BM25 leaves the encoding to the rerank,
+        # which a query without candidates (q-nomatch) never reaches.
+        assert sorted(encoded) == sorted(judged if stage != "bm25" else set(judged) - {QUERIES["q-nomatch"][0]})
+        encoded.clear()
 
 
 @requires_minilm

@@ -525,9 +525,10 @@ def test_reranker_highlights_only_the_returned_results_on_request(model: ColBERT
     assert all(result.highlights is None for result in plain)
     assert all("highlights" not in row for row in plain.to_list())
     rows.clear()
-    # Documents are cached now: the query, then highlight_texts' query and the two returned texts.
+    # Documents are cached now: the query, encoded once for the ranking and the highlights, and the two
+    # returned texts.
     shown = reranker.rerank("fox snow", RANKED, top_k=2, highlight=True)
-    assert rows == [1, 1, 1, 1]
+    assert rows == [1, 1, 1]
     assert [(r.index, r.score) for r in shown] == [(r.index, r.score) for r in plain]
     assert [r.highlights for r in shown] == highlight_texts(model, "fox snow", [r.text for r in shown])
     assert [row["highlights"] for row in shown.to_list()] == [r.highlights.to_dict() for r in shown]
@@ -552,8 +553,10 @@ def test_store_hits_carry_highlights_only_on_request(tmp_path, model: ColBERT, m
         assert rows == [1, 1]  # one query encoding each; off costs nothing more
         assert all(hit.highlights is None and "highlights" not in hit.to_dict() for hit in plain + reranked)
 
+        rows.clear()
         found = store.search("fox snow", top_k=2, highlight=True)
         again = store.rerank("fox snow", ["dog", "road", "fox"], top_k=2, highlight=True)
+        assert rows == [1, 1, 1] * 2  # each: the query once, for its ranking and its highlights, then two texts
         for hits, reference in ((found, plain), (again, reranked)):
             assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in reference]
             assert [h.highlights for h in hits] == highlight_texts(model, "fox snow", [h.text for h in hits])

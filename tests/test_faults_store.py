@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -339,14 +340,27 @@ def _stale_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(edge_module, "_read_schema", stale_once)
 
 
+@contextmanager
+def _raced_folder(
+    tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch, *, first_holds_lock: bool
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """A folder a first creator made and recorded one document in, and its record, with the next creator's
+    look at it made stale; with ``first_holds_lock`` the first creator keeps the folder open meanwhile."""
+    folder = tmp_path / "store"
+    with ExitStack() as held:
+        first = held.enter_context(EdgeStore(folder, model))
+        first.add(["hello world"], ids=["a"])
+        if not first_holds_lock:
+            held.close()
+        recorded = _record(folder)
+        _stale_read(monkeypatch)
+        yield folder, recorded
+
+
 def test_the_creator_that_loses_the_lock_writes_nothing(
     tmp_path: Path, model: ColBERT, other_model: ColBERT, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = tmp_path / "store"
-    with EdgeStore(folder, model) as first:
-        first.add(["hello world"], ids=["a"])
-        recorded = _record(folder)
-        _stale_read(monkeypatch)
+    with _raced_folder(tmp_path, model, monkeypatch, first_holds_lock=True) as (folder, recorded):
         with pytest.raises(StoreLockedError):
             EdgeStore(folder, other_model)
         assert _record(folder) == recorded
@@ -358,17 +372,13 @@ def test_the_creator_that_loses_the_lock_writes_nothing(
 def test_a_second_creator_that_gets_the_lock_later_keeps_the_first_record(
     tmp_path: Path, model: ColBERT, other_model: ColBERT, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = tmp_path / "store"
-    with EdgeStore(folder, model) as first:
-        first.add(["hello world"], ids=["a"])
-    recorded = _record(folder)
-    _stale_read(monkeypatch)
-    with pytest.raises(ModelMismatchError):
-        EdgeStore(folder, other_model)
-    assert _record(folder) == recorded
-    # The refused creator released the folder again.
-    with EdgeStore(folder, model) as reopened:
-        assert reopened.count() == 1
+    with _raced_folder(tmp_path, model, monkeypatch, first_holds_lock=False) as (folder, recorded):
+        with pytest.raises(ModelMismatchError):
+            EdgeStore(folder, other_model)
+        assert _record(folder) == recorded
+        # The refused creator released the folder again.
+        with EdgeStore(folder, model) as reopened:
+            assert reopened.count() == 1
 
 
 _CREATOR = textwrap.dedent(

@@ -18,7 +18,7 @@ from edgecolbert import ColBERT, Reranker
 from edgecolbert.cli import main
 from edgecolbert.serving.app import ServiceLimits, ServiceSettings, create_app, serve_in_background
 from edgecolbert.store import EdgeStore
-from store_fixtures import corpus
+from store_fixtures import corpus, served
 
 LIMITS = ServiceLimits(
     max_documents=8, max_document_chars=400, max_query_chars=120, max_body_bytes=16_000, max_k=100, workers=2
@@ -42,16 +42,14 @@ def direct(model: ColBERT) -> Reranker:
 @pytest.fixture(scope="module")
 def store_url(model: ColBERT, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A service with an embedded store and no API key."""
-    with EdgeStore(tmp_path_factory.mktemp("served") / "store", model) as store:
-        app = create_app(reranker=Reranker(model), store=store, limits=LIMITS)
-        with serve_in_background(app) as url:
-            yield url
+    with served(model, LIMITS, store_folder=tmp_path_factory.mktemp("served") / "store") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def bare_url(model: ColBERT) -> Iterator[str]:
     """A service without a store, with an API key."""
-    with serve_in_background(create_app(reranker=Reranker(model), api_key=KEY, limits=LIMITS)) as url:
+    with served(model, LIMITS, api_key=KEY) as url:
         yield url
 
 

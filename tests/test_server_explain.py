@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from edgecolbert import ColBERT, Reranker
+from edgecolbert import ColBERT
 from edgecolbert.scoring import explain, highlight_texts
-from edgecolbert.serving.app import ServiceLimits, create_app, serve_in_background
-from edgecolbert.store import EdgeStore
+from edgecolbert.serving.app import ServiceLimits
+from store_fixtures import served
 
 LIMITS = ServiceLimits(max_documents=8, max_document_chars=400, max_query_chars=120, max_k=100, workers=2)
 KEY = "correct horse battery staple"
@@ -25,16 +25,15 @@ IDS = ["dogs", "violins", "cats"]
 
 @pytest.fixture(scope="module")
 def store_url(model: ColBERT, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with EdgeStore(tmp_path_factory.mktemp("served") / "store", model) as store:
-        store.add(DOCUMENTS, ids=IDS)
-        with serve_in_background(create_app(reranker=Reranker(model), store=store, limits=LIMITS)) as url:
-            yield url
+    store_folder = tmp_path_factory.mktemp("served") / "store"
+    with served(model, LIMITS, store_folder=store_folder, documents=DOCUMENTS, ids=IDS) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def keyed_url(model: ColBERT) -> Iterator[str]:
     """No store, an API key."""
-    with serve_in_background(create_app(reranker=Reranker(model), api_key=KEY, limits=LIMITS)) as url:
+    with served(model, LIMITS, api_key=KEY) as url:
         yield url
 
 

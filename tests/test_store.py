@@ -18,7 +18,7 @@ from edgecolbert.store import (
     StoreError,
     StoreLockedError,
 )
-from store_fixtures import CountingModel, HashEmbedder, corpus, open_store
+from store_fixtures import CountingModel, HashEmbedder, corpus, count_query_encodings, open_store
 
 pytestmark = requires_minilm  # the tiny Stanford checkpoint borrows MiniLM's WordPiece tokenizer
 
@@ -510,6 +510,48 @@ def test_rerank_with_a_store_scores_stored_documents_from_their_vectors(
     assert (by_index[0].id, by_index[0].metadata) == (ids[0], {"doc_id": "the user's own id"})
     assert (by_index[1].id, by_index[3].id, by_index[4].id) == (ids[1], None, "never-stored")
     assert [r.index for r in reranker.rerank("violins", documents, 2, store=store)] == [r.index for r in results][:2]
+    store.close()
+
+
+def test_rerank_with_a_store_encodes_the_query_once(
+    engine: str, tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _filled(engine, tmp_path, model, datatype="float32")
+    texts, ids, _ = corpus()
+    documents = [StoreDocument(text=texts[0], id=ids[0]), {"text": texts[1], "id": ids[1]}, "a new note on violins"]
+    reranker = Reranker(model)
+    expected = [(r.index, r.score, r.normalized_score) for r in Reranker(model).rerank("violins", documents)]
+    encoded = count_query_encodings(model, monkeypatch)
+    for highlight in (False, True):
+        results = reranker.rerank("violins", documents, store=store, highlight=highlight)
+        # The stored documents, the encoded one and the highlights all score with one encoding.
+        assert encoded == ["violins"], highlight
+        assert (results.stored, results.encoded) == (2, 1)
+        assert [r.index for r in results] == [index for index, _, _ in expected]
+        np.testing.assert_allclose([r.score for r in results], [score for _, score, _ in expected], rtol=1e-5)
+        encoded.clear()
+    assert reranker.rerank("violins", [], store=store).to_list() == [] and encoded == []
+    store.close()
+
+
+def test_a_query_encoded_by_the_caller_is_not_encoded_again(
+    engine: str, tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _filled(engine, tmp_path, model, datatype="float32")
+    ids = ["doc-5", "doc-11", "doc-4"]
+    vectors = model.encode_query("comets")
+    expected = [(h.id, h.score, h.normalized_score, h.highlights) for h in store.rerank("comets", ids, highlight=True)]
+    encoded = count_query_encodings(model, monkeypatch)
+    given = store.rerank("comets", ids, highlight=True, query_vectors=vectors)
+    given_async = asyncio.run(store.arerank("comets", ids, highlight=True, query_vectors=vectors))
+    assert encoded == []
+    for hits in (given, given_async):
+        assert [(h.id, h.score, h.normalized_score, h.highlights) for h in hits] == expected
+    for bad in (vectors[:, :-1], vectors[0], np.full_like(vectors, np.nan), "comets"):
+        with pytest.raises(InvalidInputError, match="query_vectors"):
+            store.rerank("comets", ids, query_vectors=bad)
+    with pytest.raises(InvalidInputError, match="query_vectors has 1 rows"):
+        store.rerank("comets", ids, highlight=True, query_vectors=vectors[:1])
     store.close()
 
 

@@ -311,10 +311,22 @@ class ColBERT:
         ``text`` (None for markers, special and [MASK] expansion tokens). The vectors are those of
         ``encode_queries([text])[0]`` / ``encode_documents([text], pool_factor=1)[0]``.
         """
+        batch, alignment = self._aligned_batch(text, kind)
+        kept, _ = self._forward(batch)
+        return kept, alignment
+
+    def align(self, text: str, kind: Kind) -> TokenAlignment:
+        """The token each row of ``text``'s kept vectors stands for, without running the model.
+
+        For a caller that holds the vectors already (``encode_query(text)``): pairing them with this
+        gives what :meth:`encode_aligned` returns, at the cost of a tokenization instead of an encoding.
+        """
+        return self._aligned_batch(text, kind)[1]
+
+    def _aligned_batch(self, text: str, kind: Kind) -> tuple[TokenizedBatch, TokenAlignment]:
         alignment = self.tokenizer.align(check_texts([text])[0], kind)
         batch = self.tokenizer.pad([list(alignment.ids)], kind)
-        kept, _ = self._forward(batch)
-        return kept, alignment.kept(batch.keep_mask[0], self.tokenizer.expansion_token)
+        return batch, alignment.kept(batch.keep_mask[0], self.tokenizer.expansion_token)
 
     def _encode(
         self,

@@ -173,9 +173,13 @@ def _rank(
     bar = tqdm(queries.items(), desc="ranking", unit="query", disable=not progress, dynamic_ncols=True)
     with _one_query_truncation_warning(len(queries), store.model.query_length):
         for query_id, text in bar:
-            candidates = [hit.id for hit in store.search_first_stage(text, top_k=top_k, first_stage=first_stage)]
+            # The MUVERA stages and the MaxSim rerank score with one encoding of the query; BM25 needs none.
+            vectors = store.model.encode_query(text) if first_stage in MUVERA_STAGES else None
+            hits = store.search_first_stage(text, top_k=top_k, first_stage=first_stage, query_vectors=vectors)
+            candidates = [hit.id for hit in hits]
             first[query_id] = candidates
-            reranked[query_id] = [hit.id for hit in store.rerank(text, candidates)] if candidates else []
+            ranked = store.rerank(text, candidates, query_vectors=vectors) if candidates else []
+            reranked[query_id] = [hit.id for hit in ranked]
     return first, reranked
 
 

@@ -25,7 +25,7 @@ from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.encoding.tokenization import TokenAlignment, TokenRole
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.scoring.maxsim import maxsim
-from edgecolbert.scoring.reranker import check_query
+from edgecolbert.scoring.reranker import check_query, check_query_vectors
 
 # Matched words closer than this many characters (relative to the fragment length) join one passage.
 _GROUP_GAP_FRACTION = 0.25
@@ -158,17 +158,25 @@ class TextHighlights:
 
 
 def highlight_texts(
-    model: ColBERT, query: str, texts: Sequence[str], *, max_passages: int = 3, fragment_chars: int = 160
+    model: ColBERT,
+    query: str,
+    texts: Sequence[str],
+    *,
+    max_passages: int = 3,
+    fragment_chars: int = 160,
+    query_vectors: np.ndarray | None = None,
 ) -> list[TextHighlights]:
     """:func:`highlights` and :func:`matched_spans` of each of ``texts``, in order, for one query.
 
     For showing results: the query is encoded once, each text once (unpooled, with its spans).
+    ``query_vectors`` (``model.encode_query(query)``, from the ranking that returned the texts) spares
+    the query's encoding.
     """
     check_query(query)
     texts = check_texts(texts)
     _check_positive("max_passages", max_passages)
     _check_positive("fragment_chars", fragment_chars)
-    aligned = _AlignedQuery(*model.encode_aligned(query, "query"))
+    aligned = _aligned_query(model, query, query_vectors)
     result = []
     for text in texts:
         explanation = _explain_against(model, aligned, text)
@@ -177,14 +185,17 @@ def highlight_texts(
     return result
 
 
-def with_highlights(model: ColBERT, query: str, results: Sequence[Result]) -> list[Result]:
+def with_highlights(
+    model: ColBERT, query: str, results: Sequence[Result], *, query_vectors: np.ndarray | None = None
+) -> list[Result]:
     """Copies of ``results`` carrying the :func:`highlight_texts` of their texts (one call for all of them).
 
-    What ``highlight=True`` on a rerank or a search adds: only the results returned are explained.
+    What ``highlight=True`` on a rerank or a search adds: only the results returned are explained, and
+    ``query_vectors`` (the ranking's own encoding of the query) spares a second encoding of the query.
     """
     if not results:
         return []
-    shown = highlight_texts(model, query, [result.text for result in results])
+    shown = highlight_texts(model, query, [result.text for result in results], query_vectors=query_vectors)
     return [replace(result, highlights=item) for result, item in zip(results, shown)]
 
 
@@ -192,6 +203,20 @@ def with_highlights(model: ColBERT, query: str, results: Sequence[Result]) -> li
 class _AlignedQuery:
     vectors: np.ndarray
     tokens: TokenAlignment
+
+
+def _aligned_query(model: ColBERT, query: str, query_vectors: np.ndarray | None) -> _AlignedQuery:
+    """The query's vectors with their tokens: encoded here, or the caller's paired with a tokenization."""
+    if query_vectors is None:
+        return _AlignedQuery(*model.encode_aligned(query, "query"))
+    vectors = check_query_vectors(query_vectors, model.dim)
+    tokens = model.align(query, "query")
+    if len(vectors) != len(tokens.tokens):
+        raise InvalidInputError(
+            f"query_vectors has {len(vectors)} rows but this query keeps {len(tokens.tokens)} vectors; "
+            "pass model.encode_query(query) of this query and model."
+        )
+    return _AlignedQuery(vectors, tokens)
 
 
 def _explain_against(model: ColBERT, query: _AlignedQuery, document: str) -> Explanation:

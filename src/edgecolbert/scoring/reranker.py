@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from edgecolbert.scoring.explain import Explanation
     from edgecolbert.store.base import BaseStore
 
-__all__ = ["RerankResult", "RerankResults", "Reranker", "check_query"]
+__all__ = ["RerankResult", "RerankResults", "Reranker", "check_query", "check_query_vectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +131,12 @@ class Reranker:
         docs = _checked_documents(documents)
         if top_k is not None:
             check_top_k(top_k)
-        scores = self._stored_scores(query, docs, store) if store is not None else {}
+        # One encoding of the query scores the stored documents, the encoded ones and the highlights;
+        # an empty list scores nothing, so its query is not encoded.
+        query_vectors = self.model.encode_query(query) if docs else np.empty((0, self.model.dim), np.float32)
+        scores = self._stored_scores(query, query_vectors, docs, store) if store is not None else {}
         encoded = [position for position in range(len(docs)) if position not in scores]
-        scores.update(self._encoded_scores(query, docs, encoded))
+        scores.update(self._encoded_scores(query_vectors, docs, encoded))
         if store is not None:
             logger.info(
                 "Reranked %d documents: %d scored from vectors stored in %s, %d encoded.",
@@ -148,7 +151,7 @@ class Reranker:
             # Imported here: the explain module builds on this one's query check.
             from edgecolbert.scoring.explain import with_highlights
 
-            results = with_highlights(self.model, query, results)
+            results = with_highlights(self.model, query, results, query_vectors=query_vectors)
         return RerankResults(results, stored=len(docs) - len(encoded), encoded=len(encoded))
 
     async def arerank(
@@ -176,15 +179,18 @@ class Reranker:
         check_model(store.schema, self.model, store.where)
         self._checked_stores[store] = self.model
 
-    def _encoded_scores(self, query: str, docs: Sequence[StoreDocument], positions: Sequence[int]) -> _Scores:
+    def _encoded_scores(
+        self, query_vectors: np.ndarray, docs: Sequence[StoreDocument], positions: Sequence[int]
+    ) -> _Scores:
         if not positions:
             return {}
-        query_vectors = self.model.encode_queries([query])
-        n_query = query_vectors.lengths[0]
-        scores = maxsim(query_vectors[0], self.document_vectors([docs[position].text for position in positions]))
+        n_query = len(query_vectors)
+        scores = maxsim(query_vectors, self.document_vectors([docs[position].text for position in positions]))
         return {position: (float(score), float(score / n_query)) for position, score in zip(positions, scores.tolist())}
 
-    def _stored_scores(self, query: str, docs: Sequence[StoreDocument], store: BaseStore) -> _Scores:
+    def _stored_scores(
+        self, query: str, query_vectors: np.ndarray, docs: Sequence[StoreDocument], store: BaseStore
+    ) -> _Scores:
         """Scores of the documents ``store`` holds under their id with their text, by position.
 
         Only the id is looked up, never metadata: a stored point with other text (a stale copy, an
@@ -201,7 +207,7 @@ class Reranker:
         chosen = {position: key for position, key in keys.items() if stored_texts.get(key) == docs[position].text}
         if not chosen:
             return {}
-        hits = store.rerank(query, [ids[key] for key in dict.fromkeys(chosen.values())])
+        hits = store.rerank(query, [ids[key] for key in dict.fromkeys(chosen.values())], query_vectors=query_vectors)
         by_key = {point_id(hit.id): hit for hit in hits}
         return {position: (by_key[key].score, _normalized(by_key[key])) for position, key in chosen.items()}
 
@@ -239,6 +245,26 @@ def check_query(query: str) -> None:
         raise InvalidTypeError(f"The query must be a string, got {type(query).__name__}.")
     if not query.strip():
         raise EmptyQueryError("The query is empty or whitespace only: there is nothing to rank documents against.")
+
+
+def check_query_vectors(query_vectors: object, dim: int) -> np.ndarray:
+    """A caller's encoding of a query as ``[n_tokens, dim]`` float32 vectors, or an error saying what is wrong.
+
+    For arguments that let a caller who encoded the query already (``ColBERT.encode_query``) pass it on,
+    so one query is encoded once however many steps score it.
+    """
+    try:
+        vectors = np.asarray(query_vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"query_vectors is not numeric ({exc}); pass model.encode_query(query).") from exc
+    if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] != dim:
+        raise InvalidInputError(
+            f"query_vectors must be the query's [n_tokens, {dim}] vectors, as model.encode_query(query) returns "
+            f"them; got shape {vectors.shape}."
+        )
+    if not np.isfinite(vectors).all():
+        raise InvalidInputError("query_vectors holds NaN or infinity; pass model.encode_query(query).")
+    return vectors
 
 
 def _checked_documents(documents: Sequence[DocumentLike]) -> list[StoreDocument]:

@@ -25,7 +25,7 @@ from edgecolbert.errors import MISSING, DocumentNotFoundError, InvalidInputError
 from edgecolbert.scoring.cache import content_hash
 from edgecolbert.scoring.explain import Explanation, explain, with_highlights
 from edgecolbert.scoring.muvera import FdeParams
-from edgecolbert.scoring.reranker import check_query
+from edgecolbert.scoring.reranker import check_query, check_query_vectors
 from edgecolbert.store.backfill import add_muvera
 from edgecolbert.store.engine import (
     Engine,
@@ -133,6 +133,7 @@ class MultiVectorStore(Protocol):
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        query_vectors: np.ndarray | None = None,
         k: Any = MISSING,
     ) -> list[Hit]: ...
 
@@ -143,6 +144,7 @@ class MultiVectorStore(Protocol):
         top_k: int | None = None,
         *,
         highlight: bool = False,
+        query_vectors: np.ndarray | None = None,
         k: Any = MISSING,
     ) -> list[Hit]: ...
 
@@ -405,8 +407,9 @@ class BaseStore:
         self._check_query(query)
         check_positive("top_k", top_k)
         check_positive("prefetch_k", prefetch_k)
-        colbert = self._query_vectors(query)
-        stages = self._first_stages(query, first_stage, dense_vector, colbert)
+        encoded = self.model.encode_query(query)
+        colbert = self._storage_vectors(encoded)
+        stages = self._first_stages(query, first_stage, dense_vector, encoded)
         conditions = parse_filter(filter)
         prefix = self.schema.metadata_key
         candidates = first_stage_top(self.engine, stages, prefetch_k, conditions, prefix, with_payload=False)
@@ -420,10 +423,10 @@ class BaseStore:
             point_ids=[point.point_id for point in candidates],
         )
         hits = [self._hit(point, len(colbert)) for point in exact_top(self.engine, plan)]
-        return self._highlighted(query, hits, highlight)
+        return self._highlighted(query, encoded, hits, highlight)
 
-    def _highlighted(self, query: str, hits: list[Hit], highlight: bool) -> list[Hit]:
-        return with_highlights(self.model, query, hits) if highlight else hits
+    def _highlighted(self, query: str, query_vectors: np.ndarray, hits: list[Hit], highlight: bool) -> list[Hit]:
+        return with_highlights(self.model, query, hits, query_vectors=query_vectors) if highlight else hits
 
     def search_first_stage(
         self,
@@ -433,18 +436,21 @@ class BaseStore:
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        query_vectors: np.ndarray | None = None,
         k: Any = MISSING,
     ) -> list[Hit]:
         """The first stage alone: the ``top_k`` candidates :meth:`search` would rerank, in first-stage order.
 
         Scores are the first stage's own (BM25, the dense or MUVERA similarity, or the RRF score of the
-        hybrids); only the MUVERA stages encode the query with the late-interaction model. Comparing
+        hybrids); only the MUVERA stages encode the query with the late-interaction model, or use
+        ``query_vectors`` (``store.model.encode_query(query)``) when given, so a caller that reranks the
+        candidates next (:meth:`rerank` takes them too) encodes the query once. Comparing
         this ranking with :meth:`search` over the same candidates shows what the MaxSim rerank adds.
         """
         top_k = renamed_keyword("k", "top_k", k, top_k, 100)
         self._check_query(query)
         check_positive("top_k", top_k)
-        stages = self._first_stages(query, first_stage, dense_vector)
+        stages = self._first_stages(query, first_stage, dense_vector, self._given_query_vectors(query_vectors))
         conditions, prefix = parse_filter(filter), self.schema.metadata_key
         points = first_stage_top(self.engine, stages, top_k, conditions, prefix, with_payload=len(stages) == 1)
         if len(stages) > 1:
@@ -456,6 +462,9 @@ class BaseStore:
         check_query(query)
         check_utf8(query, "The query")
 
+    def _given_query_vectors(self, query_vectors: np.ndarray | None) -> np.ndarray | None:
+        return None if query_vectors is None else check_query_vectors(query_vectors, self.model.dim)
+
     def rerank(
         self,
         query: str,
@@ -463,22 +472,27 @@ class BaseStore:
         top_k: int | None = None,
         *,
         highlight: bool = False,
+        query_vectors: np.ndarray | None = None,
         k: Any = MISSING,
     ) -> list[Hit]:
         """Order stored documents for ``query`` by MaxSim over their stored vectors (no re-encoding).
 
-        ``highlight=True`` adds each returned hit's ``highlights``, as in :meth:`search`. Raises
-        :class:`DocumentNotFoundError` naming the ids that are not stored.
+        ``highlight=True`` adds each returned hit's ``highlights``, as in :meth:`search`. The query is
+        encoded once, or not at all when ``query_vectors`` (``store.model.encode_query(query)``, held
+        by a caller that encoded it already) is given. Raises :class:`DocumentNotFoundError` naming
+        the ids that are not stored.
         """
         top_k = renamed_keyword("k", "top_k", k, top_k, None)
         self._check_query(query)
         if top_k is not None:
             check_positive("top_k", top_k)
+        given = self._given_query_vectors(query_vectors)
         doc_ids = list(dict.fromkeys(_doc_ids(ids)))
         if not doc_ids:
             return []
         point_ids = [point_id(doc_id) for doc_id in doc_ids]
-        colbert = self._query_vectors(query)
+        encoded = self.model.encode_query(query) if given is None else given
+        colbert = self._storage_vectors(encoded)
         plan = QueryPlan(FirstStage(COLBERT, colbert), len(point_ids), point_ids=point_ids)
         points = exact_top(self.engine, plan)
         if len(points) < len(point_ids):
@@ -488,7 +502,7 @@ class BaseStore:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise DocumentNotFoundError(f"{self.where} holds no document with id {shown}{more}; add it first.")
         hits = [self._hit(point, len(colbert)) for point in points]
-        return self._highlighted(query, hits if top_k is None else hits[:top_k], highlight)
+        return self._highlighted(query, encoded, hits if top_k is None else hits[:top_k], highlight)
 
     def explain(self, query: str, doc_id: str | int) -> Explanation:
         """Why the stored document ``doc_id`` scores what it does for ``query``: see
@@ -510,9 +524,6 @@ class BaseStore:
             raise DocumentNotFoundError(f"{self.where} holds no document with id {str(doc_id)!r}; add it first.")
         return found[0].text
 
-    def _query_vectors(self, query: str) -> np.ndarray:
-        return self._storage_vectors(self.model.encode_query(query))
-
     def _first_stages(
         self,
         query: str,
@@ -531,8 +542,8 @@ class BaseStore:
         if first_stage in ("dense", "hybrid"):
             stages.append(FirstStage(self._dense_name(), self._dense_query(query, dense_vector)))
         if first_stage in MUVERA_STAGES:
-            vectors = self._query_vectors(query) if query_vectors is None else query_vectors
-            stages.append(query_stage(self.schema, vectors, self.where))
+            vectors = self.model.encode_query(query) if query_vectors is None else query_vectors
+            stages.append(query_stage(self.schema, self._storage_vectors(vectors), self.where))
         return stages
 
     def _dense_name(self) -> str:
@@ -646,10 +657,18 @@ class BaseStore:
         filter: MetadataFilter | None = None,
         *,
         dense_vector: Sequence[float] | None = None,
+        query_vectors: np.ndarray | None = None,
         k: Any = MISSING,
     ) -> list[Hit]:
         return await asyncio.to_thread(
-            self.search_first_stage, query, top_k, first_stage, filter, dense_vector=dense_vector, k=k
+            self.search_first_stage,
+            query,
+            top_k,
+            first_stage,
+            filter,
+            dense_vector=dense_vector,
+            query_vectors=query_vectors,
+            k=k,
         )
 
     async def arerank(
@@ -659,9 +678,12 @@ class BaseStore:
         top_k: int | None = None,
         *,
         highlight: bool = False,
+        query_vectors: np.ndarray | None = None,
         k: Any = MISSING,
     ) -> list[Hit]:
-        return await asyncio.to_thread(self.rerank, query, ids, top_k, highlight=highlight, k=k)
+        return await asyncio.to_thread(
+            self.rerank, query, ids, top_k, highlight=highlight, query_vectors=query_vectors, k=k
+        )
 
     async def aexplain(self, query: str, doc_id: str | int) -> Explanation:
         return await asyncio.to_thread(self.explain, query, doc_id)
