@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, SupportsInt, cast
 
 from tqdm.auto import tqdm
 
+from edgecolbert.documents import present
 from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.evaluation.cache import default_cache_dir, store_folder
@@ -173,9 +174,11 @@ def _rank(
     bar = tqdm(queries.items(), desc="ranking", unit="query", disable=not progress, dynamic_ncols=True)
     with _one_query_truncation_warning(len(queries), store.model.query_length):
         for query_id, text in bar:
-            candidates = [hit.id for hit in store.search_first_stage(text, top_k=top_k, first_stage=first_stage)]
+            candidates = [
+                present(hit.id, "id") for hit in store.search_first_stage(text, top_k=top_k, first_stage=first_stage)
+            ]
             first[query_id] = candidates
-            reranked[query_id] = [hit.id for hit in store.rerank(text, candidates)] if candidates else []
+            reranked[query_id] = [present(hit.id, "id") for hit in store.rerank(text, candidates)] if candidates else []
     return first, reranked
 
 
@@ -189,7 +192,8 @@ class _QueryTruncationCounter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         if record.levelno == logging.WARNING and args and args[-1] == "query":
-            self.truncated += int(args[0])
+            # The encoder's own warning, whose first argument is the count.
+            self.truncated += int(cast(SupportsInt, args[0]))
             return False
         return True
 
