@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, SupportsInt, cast
+from typing import Any, Literal, SupportsInt, cast
 
 from tqdm.auto import tqdm
 
@@ -136,11 +136,11 @@ def evaluate(
     )
 
 
-def _load_encoder(model: ColBERT | str | os.PathLike[str] | None, **options: object) -> ColBERT:
+def _load_encoder(model: ColBERT | str | os.PathLike[str] | None, **options: Any) -> ColBERT:
     device = options.pop("device")
     given = {name: value for name, value in options.items() if value is not None}
     if not isinstance(model, ColBERT):
-        return ColBERT.from_pretrained(model, device=device, **given)  # type: ignore[arg-type]
+        return ColBERT.from_pretrained(model, device=device, **given)
     if given:
         raise InvalidInputError(
             f"{', '.join(sorted(given))} apply when the model is loaded by name; the ColBERT given carries its own. "
