@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from edgecolbert import DEFAULT_TOP_K, ColBERT, InvalidInputError, Reranker, StoreDocument
-from edgecolbert.documents import present
 from edgecolbert.errors import MISSING, renamed_keyword
+from edgecolbert.scoring import present
 from edgecolbert.store import BaseStore
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document

@@ -7,9 +7,8 @@ import os
 from typing import Any, TypeVar
 
 from edgecolbert import DEFAULT_TOP_K, ColBERT, InvalidInputError, InvalidTypeError, Reranker, StoreDocument
-from edgecolbert.documents import present
 from edgecolbert.errors import MISSING, renamed_keyword
-from edgecolbert.scoring import TextHighlights, highlight_texts
+from edgecolbert.scoring import TextHighlights, highlight_texts, present
 from edgecolbert.store import BaseStore
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
