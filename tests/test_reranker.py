@@ -232,3 +232,13 @@ def test_odd_unicode_is_encoded_not_rejected(model: edgecolbert.ColBERT) -> None
     assert all(np.isfinite(r.score) for r in results)
     replaced = model.encode_documents(["lone \ufffd surrogate"])
     np.testing.assert_allclose(model.encode_documents([odd[1]]).data, replaced.data, atol=1e-6)
+
+
+def test_present_reads_a_result_field_and_names_a_missing_one() -> None:
+    from edgecolbert.documents import Result, present
+
+    result = Result(id=None, text="a passage", score=3.0, normalized_score=0.75, index=2)
+    assert present(result.index, "index") == 2
+    assert present(result.normalized_score, "normalized_score") == 0.75
+    with pytest.raises(edgecolbert.EdgeColbertError, match="came without its id"):
+        present(result.id, "id")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
-from edgecolbert.errors import InvalidInputError, InvalidTypeError
+from edgecolbert.errors import EdgeColbertError, InvalidInputError, InvalidTypeError
 
 if TYPE_CHECKING:
     from edgecolbert.scoring.explain import TextHighlights
@@ -69,6 +69,19 @@ class Result:
         if self.highlights is not None:
             data["highlights"] = self.highlights.to_dict()
         return data
+
+
+_T = TypeVar("_T")
+
+
+def present(value: _T | None, name: str) -> _T:
+    """``value``, a :class:`Result` field that the results at hand always set.
+
+    Reranker results always have ``index`` and ``normalized_score``; store hits always have ``id``.
+    """
+    if value is None:
+        raise EdgeColbertError(f"A result came without its {name}, which results of this kind always have.")
+    return value
 
 
 # The names each half of the library used before the two shared one type.

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from edgecolbert import DEFAULT_TOP_K, ColBERT, InvalidInputError, Reranker, StoreDocument
 from edgecolbert.errors import MISSING, renamed_keyword
+from edgecolbert.scoring import present
 from edgecolbert.store import BaseStore
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
@@ -103,7 +104,7 @@ class EdgeColbertRerank(BaseDocumentCompressor):
         results = self._reranker.rerank(
             query, _store_documents(documents), limit, store=self.store, highlight=self.highlight
         )
-        return [scored_copy(documents[result.index], result) for result in results]
+        return [scored_copy(documents[present(result.index, "index")], result) for result in results]
 
     async def arerank(
         self, documents: Sequence[Document], query: str, *, top_n: int | None = CONFIGURED
@@ -113,7 +114,7 @@ class EdgeColbertRerank(BaseDocumentCompressor):
         results = await self._reranker.arerank(
             query, _store_documents(documents), limit, store=self.store, highlight=self.highlight
         )
-        return [scored_copy(documents[result.index], result) for result in results]
+        return [scored_copy(documents[present(result.index, "index")], result) for result in results]
 
     @property
     def _reranker(self) -> Reranker:

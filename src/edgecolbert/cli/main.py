@@ -9,7 +9,7 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS
 from edgecolbert.encoding.defaults import MODEL_ENV_VAR, default_model_name
@@ -17,6 +17,9 @@ from edgecolbert.errors import EdgeColbertError, InvalidInputError
 from edgecolbert.store.defaults import API_KEY_ENV_VAR, DEFAULT_COLLECTION, DEFAULT_STORE_PATH, URL_ENV_VAR
 from edgecolbert.store.stages import EVAL_FIRST_STAGES, FIRST_STAGES
 from edgecolbert.training.cli import add_train_command
+
+if TYPE_CHECKING:
+    from edgecolbert.store.base import BaseStore
 
 _DEFAULT_MODEL_HELP = f"the store's own model if it exists, else ${MODEL_ENV_VAR}, else {default_model_name()}"
 
@@ -365,7 +368,7 @@ def _json_filter(value: str) -> object:
         raise argparse.ArgumentTypeError(f'--filter takes a JSON object such as {{"lang": "en"}}: {exc}') from exc
 
 
-def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool, **options: Any):  # type: ignore[no-untyped-def]
+def _store_from_args(args: argparse.Namespace, model: str | None, *, create: bool, **options: Any) -> BaseStore:
     from edgecolbert.store.connect import open_store
 
     return open_store(

@@ -162,7 +162,7 @@ def _download_snapshot(
             revision=revision,
             token=token,
             local_files_only=local_files_only,
-            cache_dir=cache_dir,
+            cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
             allow_patterns=_HUB_ALLOW_PATTERNS,
             ignore_patterns=_HUB_IGNORE_PATTERNS,
         )
@@ -254,7 +254,8 @@ def read_checkpoint(path: Path) -> CheckpointSpec:
     )
 
 
-def load_json(path: Path) -> dict[str, Any]:
+def load_json(path: Path) -> Any:
+    """The JSON object or array in ``path``; callers check the shape they read."""
     _follow_link(path)
     try:
         with path.open(encoding="utf-8") as handle:
@@ -265,7 +266,7 @@ def load_json(path: Path) -> dict[str, Any]:
         raise CorruptCheckpointError(f"Checkpoint file {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, (dict, list)):
         raise CorruptCheckpointError(f"Checkpoint file {path} holds {type(data).__name__}, expected a JSON object.")
-    return data  # type: ignore[return-value]
+    return data
 
 
 def _optional_json(path: Path) -> dict[str, Any]:

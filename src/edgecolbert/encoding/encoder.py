@@ -218,6 +218,10 @@ class ColBERT:
             )
         # A record means these weights loaded before; then the head is built only for an export.
         projection = _projection(spec, torch_device, torch_dtype) if record is None else None
+
+        def head() -> nn.Module:
+            return projection if projection is not None else _projection(spec, torch_device, torch_dtype)
+
         engine: Backend
         if backbone is not None:
             from edgecolbert.encoding.backends.compiled import CompiledTorchBackend
@@ -225,17 +229,11 @@ class ColBERT:
 
             backbone = backbone.to(torch_device).eval()
             torch_backend = CompiledTorchBackend if compile else TorchBackend
-            engine = torch_backend(backbone, projection, device=torch_device, dtype=torch_dtype)
-        else:
-            engine = load_backend(
-                spec,
-                quantize,
-                lambda: (
-                    load_backbone().eval(),
-                    projection if projection is not None else _projection(spec, torch_device, torch_dtype),
-                ),
-                cache_dir=onnx_cache_dir,
+            engine = torch_backend(
+                backbone, head(), device=resolve_device(torch_device), dtype=_torch_dtype(torch_dtype)
             )
+        else:
+            engine = load_backend(spec, quantize, lambda: (load_backbone().eval(), head()), cache_dir=onnx_cache_dir)
         if onnx_record is not None and record is None:
             _write_record(onnx_record, tokenizer, max_positions=max_positions, hidden_size=hidden)
         logger.info(

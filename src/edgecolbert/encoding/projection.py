@@ -74,7 +74,7 @@ def build_projection(specs: Sequence[DenseSpec]) -> nn.Sequential:
 
 def _expected_shapes(spec: DenseSpec) -> dict[str, tuple[int, ...]]:
     """The checkpoint keys and shapes ``DenseLayer(spec)`` will read, computed without building it."""
-    shapes = {spec.key_prefix + "weight": (spec.out_features, spec.in_features)}
+    shapes: dict[str, tuple[int, ...]] = {spec.key_prefix + "weight": (spec.out_features, spec.in_features)}
     if spec.bias:
         shapes[spec.key_prefix + "bias"] = (spec.out_features,)
     if spec.use_residual and spec.in_features != spec.out_features:

@@ -13,15 +13,18 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import numpy as np
-from tokenizers import AddedToken, Tokenizer
-from tokenizers.normalizers import Lowercase
+from tokenizers import AddedToken, Encoding, Tokenizer
+from tokenizers.normalizers import Lowercase, Normalizer
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
 from edgecolbert.encoding.checkpoint import CheckpointSpec
 from edgecolbert.errors import CorruptCheckpointError, InvalidInputError, MissingCheckpointFileError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ Kind = Literal["query", "document"]
 # What a kept vector stands for: a piece of the text, the query/document marker, a special token
 # the tokenizer adds ([CLS], [SEP]), or a [MASK] the query was padded with.
 TokenRole = Literal["text", "marker", "special", "expansion"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,11 @@ class TokenAlignment:
         extra = len(self.ids)
         pick = [int(i) for i in keep if i < extra]
         n_expansion = int((keep >= extra).sum())
+        expansion: TokenRole = "expansion"
         return TokenAlignment(
             ids=tuple(self.ids[i] for i in pick),
             tokens=tuple(self.tokens[i] for i in pick) + (expansion_token,) * n_expansion,
-            roles=tuple(self.roles[i] for i in pick) + ("expansion",) * n_expansion,
+            roles=tuple(self.roles[i] for i in pick) + (expansion,) * n_expansion,
             spans=tuple(self.spans[i] for i in pick) + (None,) * n_expansion,
             positions=tuple(self.positions[i] for i in pick) + tuple(int(i) for i in keep[keep >= extra]),
             truncated=self.truncated,
@@ -178,7 +183,7 @@ class ColbertTokenizer:
                 roles.append("text")
         marker_id = prefix.token_id
 
-        def place(items: Sequence, marker: object) -> tuple:  # type: ignore[type-arg]
+        def place(items: Sequence[Any], marker: object) -> tuple[Any, ...]:
             truncated = _truncate(items, budget)
             return tuple(truncated if marker_id is None else _insert_marker(truncated, marker))
 
@@ -228,7 +233,7 @@ class ColbertTokenizer:
         marker = 1 if prefix.token_id is not None else 0
         return [len(encoding.ids) + marker for encoding in self._encode(texts, prefix)]
 
-    def _encode(self, texts: Sequence[str], prefix: _Prefix) -> list:  # type: ignore[type-arg]
+    def _encode(self, texts: Sequence[str], prefix: _Prefix) -> list[Encoding]:
         if prefix.text:
             texts = [prefix.text + text for text in texts]
         try:
@@ -261,13 +266,13 @@ class ColbertTokenizer:
         return TokenizedBatch(input_ids=input_ids, attention_mask=attention_mask, keep_mask=keep_mask)
 
 
-def _truncate(items: Sequence, budget: int) -> list:  # type: ignore[type-arg]
+def _truncate(items: Sequence[_T], budget: int) -> list[_T]:
     """At most ``budget`` items, keeping the closing special token as the tokenizer's own truncation does."""
-    items = list(items)
-    return items if len(items) <= budget else items[: budget - 1] + items[-1:]
+    kept = list(items)
+    return kept if len(kept) <= budget else kept[: budget - 1] + kept[-1:]
 
 
-def _insert_marker(items: list, marker: object) -> list:  # type: ignore[type-arg]
+def _insert_marker(items: list[Any], marker: object) -> list[Any]:
     """The marker goes right after the opening special token (PyLate's position 1)."""
     return items[:1] + [marker] + items[1:]
 
@@ -284,7 +289,7 @@ def _trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     return (start, start + len(stripped))
 
 
-def _load_hf_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
+def _load_hf_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
     from transformers import AutoTokenizer
 
     if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
@@ -297,10 +302,10 @@ def _load_hf_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
         raise CorruptCheckpointError(f"The tokenizer in {folder} could not be loaded: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):
         raise CorruptCheckpointError(f"The tokenizer in {folder} has no fast (Rust) implementation.")
-    return tokenizer
+    return cast("PreTrainedTokenizerFast", tokenizer)
 
 
-def _plain_backend(hf_tokenizer, *, lowercase: bool) -> Tokenizer:  # type: ignore[no-untyped-def]
+def _plain_backend(hf_tokenizer: PreTrainedTokenizerFast, *, lowercase: bool) -> Tokenizer:
     backend = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
     backend.no_padding()
     backend.no_truncation()
@@ -308,16 +313,16 @@ def _plain_backend(hf_tokenizer, *, lowercase: bool) -> Tokenizer:  # type: igno
         # Lowercasing as a normaliser step (not str.lower) matches sentence-transformers exactly,
         # including characters where the two differ (the Greek final sigma).
         existing = backend.normalizer
-        steps = [Lowercase()]
+        steps: list[Normalizer] = [Lowercase()]
         if isinstance(existing, NormalizerSequence):
-            steps += list(existing)
+            steps += _steps(existing)
         elif existing is not None:
             steps.append(existing)
         backend.normalizer = NormalizerSequence(steps)
     return backend
 
 
-def _register_markers(backend: Tokenizer, hf_tokenizer, prefixes: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+def _register_markers(backend: Tokenizer, hf_tokenizer: PreTrainedTokenizerFast, prefixes: Sequence[str]) -> None:
     """Make a marker that occurs in user text tokenize as the marker token, as sentence-transformers does.
 
     Legacy checkpoints store "[Q] " or "[unused0]" as ordinary vocabulary entries, which a
@@ -337,40 +342,50 @@ def _register_markers(backend: Tokenizer, hf_tokenizer, prefixes: Sequence[str])
             break
 
 
-def _has_lowercase(normalizer) -> bool:  # type: ignore[no-untyped-def]
+def _has_lowercase(normalizer: Normalizer | None) -> bool:
     if isinstance(normalizer, Lowercase):
         return True
     if isinstance(normalizer, NormalizerSequence):
-        return any(isinstance(step, Lowercase) for step in normalizer)
+        return any(isinstance(step, Lowercase) for step in _steps(normalizer))
     return False
 
 
-def _resolve_prefix(hf_tokenizer, prefix: str) -> _Prefix:  # type: ignore[no-untyped-def]
+def _steps(sequence: NormalizerSequence) -> list[Normalizer]:
+    # The binding indexes but declares no __iter__.
+    return [sequence[i] for i in range(len(sequence))]
+
+
+def _token_id(hf_tokenizer: PreTrainedTokenizerFast, token: str) -> int | None:
+    # One token gives one id (or None); transformers types the lookup for lists of tokens too.
+    return cast("int | None", hf_tokenizer.convert_tokens_to_ids(token))
+
+
+def _resolve_prefix(hf_tokenizer: PreTrainedTokenizerFast, prefix: str) -> _Prefix:
     """A marker the vocabulary knows is inserted as one token id; any other prefix is plain text."""
     if not prefix:
         return _Prefix(token_id=None, text="")
     unk = hf_tokenizer.unk_token_id
     for candidate in (prefix, prefix.split(None, 1)[0] if prefix.split() else prefix):
-        token_id = hf_tokenizer.convert_tokens_to_ids(candidate)
+        token_id = _token_id(hf_tokenizer, candidate)
         if token_id is not None and (token_id != unk or candidate == hf_tokenizer.unk_token):
             return _Prefix(token_id=int(token_id), text="")
     return _Prefix(token_id=None, text=prefix)
 
 
-def _expansion_token_id(hf_tokenizer, token: str | None) -> int:  # type: ignore[no-untyped-def]
+def _expansion_token_id(hf_tokenizer: PreTrainedTokenizerFast, token: str | None) -> int:
     if token is not None:
-        return int(hf_tokenizer.convert_tokens_to_ids(token))
+        return int(cast(int, _token_id(hf_tokenizer, token)))
     for candidate in (hf_tokenizer.mask_token_id, hf_tokenizer.eos_token_id, hf_tokenizer.pad_token_id):
         if candidate is not None:
             return int(candidate)
     raise CorruptCheckpointError("The tokenizer has no [MASK], end-of-sequence or padding token to pad with.")
 
 
-def _skiplist_ids(hf_tokenizer, words: Sequence[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _skiplist_ids(hf_tokenizer: PreTrainedTokenizerFast, words: Sequence[str]) -> np.ndarray:
     unk = hf_tokenizer.unk_token_id
     ids = []
     for word in words:
-        token_id = hf_tokenizer.convert_tokens_to_ids(word)
+        token_id = _token_id(hf_tokenizer, word)
         # A word outside the vocabulary maps to [UNK]; skipping it would drop every real [UNK].
         if token_id is None or (token_id == unk and word != hf_tokenizer.unk_token):
             continue

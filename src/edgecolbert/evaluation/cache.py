@@ -34,7 +34,9 @@ def model_key(model: ColBERT) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def store_folder(cache_dir: str | Path, dataset: str | Path, corpus_hash: str, model: ColBERT) -> Path:
+def store_folder(
+    cache_dir: str | os.PathLike[str], dataset: str | os.PathLike[str], corpus_hash: str, model: ColBERT
+) -> Path:
     """``<cache>/<dataset name>-<corpus hash>-<model key>``: the name says what it holds, the hashes key it."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(dataset).resolve().name) or "dataset"
     return Path(cache_dir) / f"{name}-{corpus_hash[:16]}-{model_key(model)}"

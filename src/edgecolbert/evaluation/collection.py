@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,9 @@ class JudgedCollection:
     corpus_hash: str
 
 
-def load_collection(folder: str | Path, split: str = "test", max_queries: int | None = None) -> JudgedCollection:
+def load_collection(
+    folder: str | os.PathLike[str], split: str = "test", max_queries: int | None = None
+) -> JudgedCollection:
     """Read and check a BEIR-layout folder before any model is loaded, so a bad dataset fails fast.
 
     Only queries with at least one positive judgment count: a query nobody found a relevant

@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, SupportsInt, cast
 
 from tqdm.auto import tqdm
 
+from edgecolbert.documents import present
 from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError
 from edgecolbert.evaluation.cache import default_cache_dir, store_folder
@@ -135,11 +136,11 @@ def evaluate(
     )
 
 
-def _load_encoder(model: ColBERT | str | os.PathLike[str] | None, **options: object) -> ColBERT:
+def _load_encoder(model: ColBERT | str | os.PathLike[str] | None, **options: Any) -> ColBERT:
     device = options.pop("device")
     given = {name: value for name, value in options.items() if value is not None}
     if not isinstance(model, ColBERT):
-        return ColBERT.from_pretrained(model, device=device, **given)  # type: ignore[arg-type]
+        return ColBERT.from_pretrained(model, device=device, **given)
     if given:
         raise InvalidInputError(
             f"{', '.join(sorted(given))} apply when the model is loaded by name; the ColBERT given carries its own. "
@@ -176,10 +177,10 @@ def _rank(
             # The MUVERA stages and the MaxSim rerank score with one encoding of the query; BM25 needs none.
             vectors = store.model.encode_query(text) if first_stage in MUVERA_STAGES else None
             hits = store.search_first_stage(text, top_k=top_k, first_stage=first_stage, query_vectors=vectors)
-            candidates = [hit.id for hit in hits]
+            candidates = [present(hit.id, "id") for hit in hits]
             first[query_id] = candidates
             ranked = store.rerank(text, candidates, query_vectors=vectors) if candidates else []
-            reranked[query_id] = [hit.id for hit in ranked]
+            reranked[query_id] = [present(hit.id, "id") for hit in ranked]
     return first, reranked
 
 
@@ -193,7 +194,8 @@ class _QueryTruncationCounter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         if record.levelno == logging.WARNING and args and args[-1] == "query":
-            self.truncated += int(args[0])
+            # The encoder's own warning, whose first argument is the count.
+            self.truncated += int(cast(SupportsInt, args[0]))
             return False
         return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 
 from edgecolbert.errors import require
 
@@ -64,5 +65,5 @@ def mean_metrics(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, floa
     return {name: (sum(row[name] for row in per_query.values()) / count if count else 0.0) for name in METRICS}
 
 
-def _pytrec_eval():  # type: ignore[no-untyped-def]
+def _pytrec_eval() -> ModuleType:
     return require("pytrec_eval", "eval", "Evaluation")

@@ -1,7 +1,7 @@
 """Token vectors to rankings: MaxSim kernels, top-k, MUVERA encodings, the embedding cache, the reranker and
 score explanations."""
 
-from edgecolbert.documents import Result
+from edgecolbert.documents import Result, present
 from edgecolbert.scoring.cache import EmbeddingCache, content_hash
 from edgecolbert.scoring.explain import (
     Explanation,
@@ -38,6 +38,7 @@ __all__ = [
     "highlights",
     "matched_spans",
     "maxsim",
+    "present",
     "query_fde",
     "topk",
 ]

@@ -404,7 +404,7 @@ def _pad(text: str, ranges: list[tuple[int, int]], fragment_chars: int, limit: i
 
     The widening stops at whitespace so context words are not cut in half where that is possible.
     """
-    padded = []
+    padded: list[tuple[int, int]] = []
     for index, (start, end) in enumerate(ranges):
         floor = padded[-1][1] if padded else 0
         ceiling = ranges[index + 1][0] if index + 1 < len(ranges) else max(limit, end)

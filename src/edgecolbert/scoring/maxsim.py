@@ -39,7 +39,7 @@ def maxsim(
     return _maxsim_packed(as_multivectors(query, "queries"), docs, chunk_rows)
 
 
-def as_multivectors(vectors: VectorsLike, what: str) -> MultiVectors:
+def as_multivectors(vectors: np.ndarray | VectorsLike, what: str) -> MultiVectors:
     if isinstance(vectors, MultiVectors):
         return vectors
     if isinstance(vectors, np.ndarray):

@@ -194,7 +194,8 @@ def _encode(texts: MultiVectors, params: FdeParams, *, document: bool) -> np.nda
         _fill_blocks(blocks[first:last], codes, projected, local_offsets, document=document)
     flat = blocks.reshape(len(texts), -1)
     sketch = fde_matrices(params, dim)[2]
-    if sketch is None:
+    # fde_matrices makes a sketch exactly when final_dim is set.
+    if sketch is None or params.final_dim is None:
         return flat
     return _count_sketch(flat, sketch, params.final_dim)
 

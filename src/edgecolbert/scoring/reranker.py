@@ -19,6 +19,7 @@ from edgecolbert.documents import (
     StoreDocument,
     as_document,
     check_top_k,
+    present,
 )
 from edgecolbert.encoding.encoder import ColBERT, check_texts
 from edgecolbert.errors import EmptyQueryError, InvalidDocumentError, InvalidInputError, InvalidTypeError
@@ -203,12 +204,12 @@ class Reranker:
         ids = {key: str(docs[position].id) for position, key in keys.items()}
         if not ids:
             return {}
-        stored_texts = {point_id(hit.id): hit.text for hit in store.get(list(ids.values()))}
+        stored_texts = {point_id(present(hit.id, "id")): hit.text for hit in store.get(list(ids.values()))}
         chosen = {position: key for position, key in keys.items() if stored_texts.get(key) == docs[position].text}
         if not chosen:
             return {}
         hits = store.rerank(query, [ids[key] for key in dict.fromkeys(chosen.values())], query_vectors=query_vectors)
-        by_key = {point_id(hit.id): hit for hit in hits}
+        by_key = {point_id(present(hit.id, "id")): hit for hit in hits}
         return {position: (by_key[key].score, _normalized(by_key[key])) for position, key in chosen.items()}
 
     def explain(self, query: str, document: str) -> Explanation:

@@ -29,6 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgecolbert.documents import present
 from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import (
     DocumentNotFoundError,
@@ -436,7 +437,8 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
 def _service(request: Request) -> Service:
-    return request.app.state.service  # type: ignore[no-any-return]
+    service: Service = request.app.state.service
+    return service
 
 
 ServiceDep = Annotated[Service, Depends(_service)]
@@ -537,9 +539,9 @@ async def rerank(body: RerankRequest, service: ServiceDep) -> RerankResponse:
         model=service.model_name,
         results=[
             RerankResultItem(
-                index=result.index,
+                index=present(result.index, "index"),
                 relevance_score=result.score,
-                normalized_score=result.normalized_score,
+                normalized_score=present(result.normalized_score, "normalized_score"),
                 document=ResultDocument(text=result.text) if body.return_documents else None,
                 highlights=shown[position],
             )
@@ -554,8 +556,8 @@ async def rerank_tei(body: TeiRerankRequest, service: ServiceDep) -> list[TeiRan
     results = await _rerank(service, body.query, body.texts, None)
     return [
         TeiRank(
-            index=result.index,
-            score=result.score if body.raw_scores else result.normalized_score,
+            index=present(result.index, "index"),
+            score=result.score if body.raw_scores else present(result.normalized_score, "normalized_score"),
             text=result.text if body.return_text else None,
         )
         for result in results
@@ -590,9 +592,9 @@ async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
         model=service.model_name,
         hits=[
             SearchHit(
-                id=hit.id,
+                id=present(hit.id, "id"),
                 score=hit.score,
-                normalized_score=hit.normalized_score,
+                normalized_score=present(hit.normalized_score, "normalized_score"),
                 text=hit.text,
                 metadata=hit.metadata,
                 highlights=shown[position],

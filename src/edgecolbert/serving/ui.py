@@ -50,5 +50,5 @@ def _static(name: str) -> Response:
     if name not in _FILES:
         raise HTTPException(404, f"No file {name!r} in the page; it has {', '.join(sorted(n for n in _FILES if n))}.")
     filename, media_type = _FILES[name]
-    content = resources.files("edgecolbert.serving").joinpath("static", filename).read_bytes()
+    content = resources.files("edgecolbert.serving").joinpath("static").joinpath(filename).read_bytes()
     return Response(content, media_type=media_type, headers=_HEADERS)

@@ -212,11 +212,11 @@ def _read_folder(folder: Path, counter: TokenCounter, max_tokens: int) -> Iterat
 
 def _folder_file_documents(folder: Path, name: str, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:
     # One unreadable file in a folder is skipped, so it does not cost the rest of the folder.
-    text, problem = _text_or_problem(folder / name)
-    if text is None:
-        _warn_skipped(folder / name, problem)
+    read = _text_or_problem(folder / name)
+    if read[0] is None:
+        _warn_skipped(folder / name, read[1])
         return iter(())
-    return _passage_documents(text, name, counter, max_tokens)
+    return _passage_documents(read[0], name, counter, max_tokens)
 
 
 def _read_text_file(path: Path, counter: TokenCounter, max_tokens: int) -> Iterator[StoreDocument]:

@@ -172,6 +172,10 @@ class BaseStore:
         self._write_lock = threading.Lock()
         self._closed = False
 
+    def _record_schema(self, schema: StoreSchema) -> None:
+        """Persist ``schema`` where the engine keeps it, and adopt it."""
+        raise NotImplementedError
+
     # ---- writes -------------------------------------------------------------------------------
 
     def add(

@@ -15,7 +15,15 @@ from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import StoreDiskFullError, StoreError, StoreLockedError
 from edgecolbert.store.base import BaseStore, DenseEmbedder
 from edgecolbert.store.defaults import DEFAULT_STORE_PATH
-from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
+from edgecolbert.store.engine import (
+    PointId,
+    PreparedPoint,
+    QueryPlan,
+    SparseTerms,
+    StoredPoint,
+    named_vector,
+    normal_id,
+)
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.muvera_stage import MuveraOption, fde_size, stored_params
 from edgecolbert.store.options import StoreOptions, resolve_store_model
@@ -76,6 +84,8 @@ class EdgeStore(BaseStore):
     given; a different model is refused. Every acknowledged write is in the write-ahead log, so a
     killed process loses nothing it reported as stored.
     """
+
+    engine: EdgeEngine
 
     def __init__(
         self,
@@ -274,10 +284,10 @@ class EdgeEngine:
         try:
             # A store that has a record is never created over: a missing config is damage, not a new store.
             if not create or (folder / "edge_config.json").exists():
-                self.shard = edge.EdgeShard.load(str(folder))
+                shard = edge.EdgeShard.load(str(folder))
             else:
-                self.shard = edge.EdgeShard.create(str(folder), _edge_config(edge, schema, on_disk))
-            self.shard = GuardedShard(self.shard, folder.parent)
+                shard = edge.EdgeShard.create(str(folder), _edge_config(edge, schema, on_disk))
+            self.shard = GuardedShard(shard, folder.parent)
         except Exception as exc:  # qdrant_edge raises bare Exception for every failure
             if "WouldBlock" in str(exc):
                 raise StoreLockedError(
@@ -290,7 +300,7 @@ class EdgeEngine:
         if not point_ids:
             return {}
         records = self.shard.retrieve(list(point_ids), with_payload=list(keys) if keys else True, with_vector=False)
-        return {_normal_id(record.id): dict(record.payload or {}) for record in records}
+        return {normal_id(record.id): dict(record.payload or {}) for record in records}
 
     def upsert(self, points: Sequence[PreparedPoint]) -> None:
         edge = self._edge
@@ -328,7 +338,7 @@ class EdgeEngine:
             with_payload=plan.with_payload,
             with_vector=False,
         )
-        return [StoredPoint(_normal_id(p.id), dict(p.payload or {}), float(p.score)) for p in self.shard.query(request)]
+        return [StoredPoint(normal_id(p.id), dict(p.payload or {}), float(p.score)) for p in self.shard.query(request)]
 
     def _vector(self, query: Any) -> Any:
         return self._edge.SparseVector(query.indices, query.values) if isinstance(query, SparseTerms) else query
@@ -352,11 +362,11 @@ class EdgeEngine:
         edge = self._edge
         lacking = edge.Filter(must=[edge.HasVectorCondition(having)], must_not=[edge.HasVectorCondition(name)])
         records, _ = self.shard.scroll(edge.ScrollRequest(limit=limit, filter=lacking, with_payload=False))
-        return [_normal_id(record.id) for record in records]
+        return [normal_id(record.id) for record in records]
 
     def vectors(self, point_ids: Sequence[PointId], name: str) -> dict[PointId, Any]:
         records = self.shard.retrieve(list(point_ids), with_payload=False, with_vector=[name])
-        return {_normal_id(record.id): (record.vector or {})[name] for record in records}
+        return {normal_id(record.id): named_vector(record.vector, name) for record in records}
 
     def set_vectors(self, name: str, vectors: dict[PointId, Any]) -> None:
         edge = self._edge
@@ -450,7 +460,3 @@ def _point_bytes(point: PreparedPoint) -> int:
 
 def _json_bytes(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
-
-
-def _normal_id(value: Any) -> PointId:
-    return value if isinstance(value, int) else str(value)

@@ -13,6 +13,17 @@ from edgecolbert.store.filters import Condition
 PointId = int | str
 
 
+def normal_id(value: object) -> PointId:
+    """A point id as the store hands it out: an integer, or the string form of anything else (a UUID)."""
+    return value if isinstance(value, int) else str(value)
+
+
+def named_vector(vector: object, name: str) -> Any:
+    """The vector ``name`` of a point retrieved with only that vector (engines return named vectors as a dict)."""
+    vectors = vector if isinstance(vector, dict) else {}
+    return vectors[name]
+
+
 @dataclass(frozen=True)
 class SparseTerms:
     indices: list[int]

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
@@ -20,7 +21,15 @@ from edgecolbert.encoding.encoder import ColBERT
 from edgecolbert.errors import InvalidInputError, StoreError, require
 from edgecolbert.store.base import BaseStore, DenseEmbedder, check_positive, payload_document
 from edgecolbert.store.defaults import API_KEY_ENV_VAR, URL_ENV_VAR
-from edgecolbert.store.engine import PointId, PreparedPoint, QueryPlan, SparseTerms, StoredPoint
+from edgecolbert.store.engine import (
+    PointId,
+    PreparedPoint,
+    QueryPlan,
+    SparseTerms,
+    StoredPoint,
+    named_vector,
+    normal_id,
+)
 from edgecolbert.store.filters import Condition, payload_key
 from edgecolbert.store.muvera_stage import MuveraOption, fde_size, stored_params
 from edgecolbert.store.options import StoreOptions, new_schema, resolve_store_model
@@ -164,7 +173,6 @@ class QdrantStore(BaseStore):
         if layout not in (None, "langchain", "llama-index"):
             raise InvalidInputError(f"layout is None (detect it), 'langchain' or 'llama-index'; got {layout!r}.")
         check_positive("batch_size", batch_size)
-        retry = {"retries": retries, "retry_backoff": retry_backoff, "retry_deadline": retry_deadline}
         policy = RetryPolicy.build(retries=retries, backoff=retry_backoff, deadline=retry_deadline)
         qdrant = connect(client, url=url, api_key=api_key, path=path)
         calls = _server_calls(qdrant, url, api_key, policy)
@@ -197,7 +205,9 @@ class QdrantStore(BaseStore):
             client=qdrant,
             dense=dense,
             encode_batch_size=encode_batch_size,
-            **retry,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            retry_deadline=retry_deadline,
             **model_kwargs,
         )
         store.backfill(batch_size=batch_size, progress=progress)
@@ -424,7 +434,7 @@ def _backfill(store: QdrantStore, *, batch_size: int, progress: bool) -> int:
                 for i, point in enumerate(points)
             ]
             # Setting a point's vector again writes the same vector: safe to repeat.
-            calls("update_vectors", lambda filled=filled: client.update_vectors(collection, filled, wait=True))
+            calls("update_vectors", partial(client.update_vectors, collection, filled, wait=True))
             done += len(points)
             bar.update(len(points))
 
@@ -464,7 +474,7 @@ class QdrantEngine:
                 self.collection, list(point_ids), with_payload=list(keys) if keys else True, with_vectors=False
             ),
         )
-        return {record.id: dict(record.payload or {}) for record in records}
+        return {normal_id(record.id): dict(record.payload or {}) for record in records}
 
     def upsert(self, points: Sequence[PreparedPoint]) -> None:
         structs = [self._point(point) for point in points]
@@ -507,7 +517,9 @@ class QdrantEngine:
                 with_vectors=False,
             ),
         )
-        return [StoredPoint(point.id, dict(point.payload or {}), float(point.score)) for point in response.points]
+        return [
+            StoredPoint(normal_id(point.id), dict(point.payload or {}), float(point.score)) for point in response.points
+        ]
 
     def _vector(self, query: Any) -> Any:
         if isinstance(query, SparseTerms):
@@ -540,14 +552,14 @@ class QdrantEngine:
                 self.collection, scroll_filter=lacking, limit=limit, with_payload=False, with_vectors=False
             ),
         )
-        return [point.id for point in points]
+        return [normal_id(point.id) for point in points]
 
     def vectors(self, point_ids: Sequence[PointId], name: str) -> dict[PointId, Any]:
         records = self._calls(
             "retrieve",
             lambda: self.client.retrieve(self.collection, list(point_ids), with_payload=False, with_vectors=[name]),
         )
-        return {record.id: (record.vector or {})[name] for record in records}
+        return {normal_id(record.id): named_vector(record.vector, name) for record in records}
 
     def set_vectors(self, name: str, vectors: dict[PointId, Any]) -> None:
         models = self._models

@@ -39,7 +39,7 @@ class RetryPolicy(BaseModel):
     @classmethod
     def build(cls, **values: float) -> RetryPolicy:
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**values)
         except ValidationError as exc:
             raise InvalidInputError(f"Invalid retry settings: {exc.errors()[0]['msg']} ({values}).") from exc
 
@@ -127,8 +127,9 @@ def call_with_retries(
 def _describe(exc: BaseException, secrets: tuple[str, ...]) -> str:
     source = getattr(exc, "source", None)
     status = getattr(exc, "status_code", None)
-    if getattr(exc, "retry_after_s", None) is not None:
-        text = f"HTTP 429 rate limited, Retry-After {exc.retry_after_s}s"  # type: ignore[attr-defined]
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        text = f"HTTP 429 rate limited, Retry-After {retry_after}s"
     elif status is not None:
         text = f"HTTP {status} {getattr(exc, 'reason_phrase', '')}".strip()
     elif source is not None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from edgecolbert.errors import TrainingDataError, require
 from edgecolbert.store.base import MultiVectorStore
+from edgecolbert.store.stages import FirstStageName
 from edgecolbert.training.examples import TrainingData, TrainingExample
 
 logger = logging.getLogger(__name__)
@@ -85,13 +86,13 @@ def bm25_ranker(pool: Sequence[str]) -> Ranker:
     return rank
 
 
-def store_ranker(store: MultiVectorStore, first_stage: str | None = None) -> Ranker:
+def store_ranker(store: MultiVectorStore, first_stage: FirstStageName | None = None) -> Ranker:
     """The first stage of an existing store (its BM25, dense or hybrid), by the stored texts."""
 
     def rank(queries: Sequence[str], k: int) -> dict[str, list[str]]:
         ranked = {}
         for query in queries:
-            hits = store.search_first_stage(query, top_k=k, first_stage=first_stage)  # type: ignore[arg-type]
+            hits = store.search_first_stage(query, top_k=k, first_stage=first_stage)
             ranked[query] = [hit.text for hit in hits if hit.text]
         return ranked
 

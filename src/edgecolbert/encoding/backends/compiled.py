@@ -32,7 +32,7 @@ MIN_COMPILED_BATCH = 2
 _CPP_COMPILERS = ("g++", "c++", "clang++")
 
 
-def check_compile(compile: object, backend: str, device: torch.device) -> None:
+def check_compile(compile: object, backend: str, device: torch.device | str) -> None:
     """Reject ``compile`` where it cannot work, before the checkpoint is loaded."""
     if not isinstance(compile, bool):
         raise InvalidTypeError(f"compile must be True or False, got {compile!r}.")
@@ -42,6 +42,7 @@ def check_compile(compile: object, backend: str, device: torch.device) -> None:
         raise InvalidInputError(
             "compile=True compiles the torch backend; backend='onnx' already runs a fused graph, so drop compile."
         )
+    device = torch.device(device)
     if device.type == "cpu" and find_cpp_compiler() is None:
         raise MissingDependencyError(
             "compile=True on the CPU needs a C++ compiler for TorchInductor (g++ or clang++, or one named by $CXX); "

@@ -14,10 +14,13 @@ within float rounding.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers.models.modernbert.modeling_modernbert import ModernBertEncoderLayer, ModernBertModel
 
 # Defined there, so a load that never exports can ask without importing torch.
 from edgecolbert.encoding.backends.onnx import MIN_ONNXRUNTIME, kernels_available  # noqa: F401
@@ -34,7 +37,7 @@ def supports(backbone: nn.Module) -> bool:
     return kernels_available() and reproducible(backbone)
 
 
-def reproducible(backbone: nn.Module) -> bool:
+def reproducible(backbone: nn.Module) -> TypeGuard[ModernBertModel]:
     """Whether ``backbone`` is a ModernBERT this rewrite reproduces (static rotary frequencies)."""
     config = getattr(backbone, "config", None)
     if getattr(config, "model_type", None) != "modernbert":
@@ -129,7 +132,7 @@ def _split_linear(linear: nn.Linear, parts: int) -> nn.ModuleList:
 
 
 class _Layer(nn.Module):
-    def __init__(self, layer: nn.Module) -> None:
+    def __init__(self, layer: ModernBertEncoderLayer) -> None:
         super().__init__()
         self.attention_type = layer.attention_type
         self.attn_norm = layer.attn_norm
@@ -161,12 +164,14 @@ class FusedModernBert(nn.Module):
             raise ValueError("FusedModernBert needs a ModernBERT backbone with static rotary frequencies.")
         config = backbone.config
         self.embeddings = backbone.embeddings
-        self.layers = nn.ModuleList(_Layer(layer) for layer in backbone.layers)
+        # The layers of a ModernBertModel, which reproducible() has just established backbone is.
+        layers = [_Layer(cast("ModernBertEncoderLayer", layer)) for layer in backbone.layers]
+        self.layers = nn.ModuleList(layers)
         self.final_norm = backbone.final_norm
         self.projection = projection
         self.heads = int(config.num_attention_heads)
         self.window = int(config.sliding_window)
-        self.attention_types = sorted({layer.attention_type for layer in self.layers})
+        self.attention_types = sorted({layer.attention_type for layer in layers})
         positions = torch.arange(int(config.max_position_embeddings), dtype=torch.float32)
         for layer_type in self.attention_types:
             inv_freq = getattr(backbone.rotary_emb, f"{layer_type}_inv_freq").float()
@@ -178,7 +183,7 @@ class FusedModernBert(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.embeddings(input_ids=input_ids)
         biases = self._score_biases(attention_mask, hidden.dtype)
-        for layer in self.layers:
+        for layer in cast("list[_Layer]", self.layers):
             kind = layer.attention_type
             hidden = layer(hidden, biases[kind], getattr(self, f"cos_{kind}"), getattr(self, f"sin_{kind}"), self.heads)
         return self.projection(self.final_norm(hidden))

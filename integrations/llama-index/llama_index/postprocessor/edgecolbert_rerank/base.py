@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from edgecolbert import DEFAULT_TOP_K, ColBERT, InvalidInputError, InvalidTypeError, Reranker, StoreDocument
 from edgecolbert.errors import MISSING, renamed_keyword
-from edgecolbert.scoring import TextHighlights, highlight_texts
+from edgecolbert.scoring import TextHighlights, highlight_texts, present
 from edgecolbert.store import BaseStore
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
@@ -104,7 +104,7 @@ class EdgeColbertRerank(BaseNodePostprocessor):
         query = _query_text(query_bundle)
         top_n = len(nodes) if self.top_n is None else self.top_n
         dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model))
-        payload = {
+        payload: dict[str, Any] = {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: self.model,
             EventPayload.QUERY_STR: query,
@@ -126,7 +126,7 @@ class EdgeColbertRerank(BaseNodePostprocessor):
         mode = self.metadata_mode if self._store is None else MetadataMode.NONE
         documents = [StoreDocument(text=n.node.get_content(metadata_mode=mode), id=n.node.node_id) for n in nodes]
         results = self._reranker.rerank(query, documents, top_n, store=self._store)
-        ranked = [nodes[result.index] for result in results]
+        ranked = [nodes[present(result.index, "index")] for result in results]
         return [
             _rescored(node, result.score, shown)
             for node, result, shown in zip(ranked, results, self._highlights(query, ranked))
