@@ -6,6 +6,7 @@ How well encodings rank like MaxSim is tested on the encodings themselves in tes
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from edgecolbert.store.edge import SCHEMA_FILE
 from edgecolbert.store.engine import StoredPoint
 from edgecolbert.store.ranking import RRF_K, rank_key
 from edgecolbert.store.schema import COLBERT, MUVERA, point_id
+from edgecolbert.store.stages import HYBRID_MUVERA_SHARE
 from store_fixtures import corpus, open_store
 
 ENGINES = ["edge", "qdrant"]
@@ -159,11 +161,13 @@ def test_muvera_stage_ranks_by_the_encodings_inner_product(engine: str, tmp_path
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_hybrid_muvera_fuses_bm25_and_muvera_like_hybrid(engine: str, tmp_path: Path, model: ColBERT) -> None:
+    # BM25's branch ranks as many as are kept; MUVERA's only its share of them (4 of 15).
     store = _filled(engine, tmp_path, model, muvera=SMALL)
+    depths = {"bm25": 15, "muvera": math.ceil(15 * HYBRID_MUVERA_SHARE)}
     for query in QUERIES:
         fused: dict[Any, float] = {}
-        for stage in ("bm25", "muvera"):
-            for rank, hit in enumerate(store.search_first_stage(query, top_k=15, first_stage=stage)):
+        for stage, depth in depths.items():
+            for rank, hit in enumerate(store.search_first_stage(query, top_k=depth, first_stage=stage)):
                 fused[point_id(hit.id)] = fused.get(point_id(hit.id), 0.0) + 1.0 / (RRF_K + rank)
         expected = sorted((StoredPoint(pid, {}, score) for pid, score in fused.items()), key=rank_key)[:15]
         got = store.search_first_stage(query, top_k=15, first_stage="hybrid-muvera")

@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,7 +48,7 @@ from edgecolbert.store.schema import (
     content_id,
     point_id,
 )
-from edgecolbert.store.stages import MUVERA_STAGES, FirstStageName, check_first_stage
+from edgecolbert.store.stages import HYBRID_MUVERA_SHARE, MUVERA_STAGES, FirstStageName, check_first_stage
 
 logger = logging.getLogger(__name__)
 
@@ -547,7 +547,8 @@ class BaseStore:
             stages.append(FirstStage(self._dense_name(), self._dense_query(query, dense_vector)))
         if first_stage in MUVERA_STAGES:
             vectors = self.model.encode_query(query) if query_vectors is None else query_vectors
-            stages.append(query_stage(self.schema, self._storage_vectors(vectors), self.where))
+            stage = query_stage(self.schema, self._storage_vectors(vectors), self.where)
+            stages.append(replace(stage, share=HYBRID_MUVERA_SHARE) if first_stage == "hybrid-muvera" else stage)
         return stages
 
     def _dense_name(self) -> str:

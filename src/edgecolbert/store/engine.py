@@ -44,10 +44,15 @@ class PreparedPoint:
 
 @dataclass(frozen=True)
 class FirstStage:
-    """One query vector and the named vector it searches: a first stage, or the colbert multivector."""
+    """One query vector and the named vector it searches: a first stage, or the colbert multivector.
+
+    ``share`` is the part of the candidate count this stage's own top list takes when several stages are
+    fused (1: as many as the fusion keeps).
+    """
 
     using: str
     query: SparseTerms | list[float] | np.ndarray
+    share: float = 1.0
 
 
 @dataclass(frozen=True)

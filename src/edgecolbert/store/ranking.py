@@ -9,6 +9,7 @@ calls on an unchanged store return identical ids, order and scores, on either en
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -50,10 +51,17 @@ def first_stage_top(
     """The best ``limit`` candidates of the first stage: one stage by its scores, several fused with RRF.
 
     RRF scores a point ``sum(1 / (RRF_K + rank))`` over the stages that return it, rank counted from 0
-    in each stage's own top ``limit``, as Qdrant's fusion does (so 2/60 at most).
+    in each stage's own top list, as Qdrant's fusion does (so 2/60 at most). That list holds ``limit``
+    points, or the stage's ``share`` of them.
     """
     plans = [
-        QueryPlan(stage, limit, conditions=conditions, metadata_prefix=metadata_prefix, with_payload=with_payload)
+        QueryPlan(
+            stage,
+            max(1, math.ceil(limit * stage.share)),
+            conditions=conditions,
+            metadata_prefix=metadata_prefix,
+            with_payload=with_payload,
+        )
         for stage in stages
     ]
     if len(plans) == 1:
