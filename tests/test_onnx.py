@@ -175,6 +175,7 @@ def _load_in_a_fresh_process(folder: Path, cache: Path) -> dict[str, Any]:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_load_that_finds_its_export_imports_neither_torch_nor_transformers(
     stanford_dir: Path, tmp_path: Path
 ) -> None:
@@ -186,7 +187,7 @@ def test_a_load_that_finds_its_export_imports_neither_torch_nor_transformers(
     assert second["queries"] == first["queries"]
 
 
-@pytest.mark.parametrize("layout", ["stanford", pytest.param("minilm", marks=requires_minilm)])
+@pytest.mark.parametrize("layout", ["stanford", pytest.param("minilm", marks=[requires_minilm, pytest.mark.slow])])
 def test_a_recorded_load_tokenizes_and_encodes_as_the_first(
     layout: str, stanford_dir: Path, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
