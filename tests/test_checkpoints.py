@@ -13,7 +13,6 @@ from checkpoints import (
     DOCUMENT_PREFIX_ID,
     QUERY_PREFIX_ID,
     build_edge_checkpoint,
-    build_minilm_checkpoint,
     build_st_native_checkpoint,
     build_stanford_checkpoint,
     requires_minilm,
@@ -185,8 +184,8 @@ def test_stanford_backbone_loads_as_plain_bert(tmp_path):
 
 
 @requires_minilm
-def test_minilm_ranks_the_relevant_document_first(tmp_path):
-    model = _load(build_minilm_checkpoint(tmp_path))
+def test_minilm_ranks_the_relevant_document_first(shared_minilm):
+    model = _load(shared_minilm)
     assert model.prompts == {"query": "", "document": ""} and model[0].query_expansion is None
     queries, documents = _encode(model)
     _assert_token_vectors(queries, 1, 384)

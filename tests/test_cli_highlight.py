@@ -71,6 +71,7 @@ def test_rerank_json_highlights_are_ranges_of_each_document(
 
 
 @requires_minilm
+@pytest.mark.slow
 def test_search_highlight_over_a_store(model_dir: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "capital of France", "--store", str(store_dir), "--json", "--highlight"]) == 0
     hits = json.loads(capsys.readouterr().out)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import edgecolbert
-from checkpoints import MINILM_DIR, build_edge_checkpoint, build_minilm_checkpoint, requires_minilm, requires_shared
+from checkpoints import MINILM_DIR, build_edge_checkpoint, requires_minilm, requires_shared
 from edgecolbert import InvalidInputError
 from edgecolbert.encoding.convert import from_sentence_transformer
 from edgecolbert.encoding.defaults import DEFAULT_MODEL, MODEL_ENV_VAR, default_model_name
@@ -95,10 +95,10 @@ def test_default_model_honours_the_environment(monkeypatch: pytest.MonkeyPatch) 
 
 
 @requires_minilm
-def test_converted_sentence_transformer_matches_the_reference_build(tmp_path: Path) -> None:
+def test_converted_sentence_transformer_matches_the_reference_build(tmp_path: Path, shared_minilm: Path) -> None:
     assert MINILM_DIR is not None
     converted = edgecolbert.ColBERT.from_pretrained(from_sentence_transformer(MINILM_DIR, tmp_path / "c"))
-    reference = edgecolbert.ColBERT.from_pretrained(build_minilm_checkpoint(tmp_path / "r"))
+    reference = edgecolbert.ColBERT.from_pretrained(shared_minilm)
     for kind in ("encode_queries", "encode_documents"):
         ours, theirs = getattr(converted, kind)(TEXTS[:5]), getattr(reference, kind)(TEXTS[:5])
         np.testing.assert_allclose(ours.data, theirs.data, atol=1e-6)

@@ -157,6 +157,7 @@ def _check_alignment(model: ColBERT, document: str) -> None:
 # --------------------------------------------------------------------------- contributions and spans
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(query=QUERY, document=DOCUMENT)
 def test_contributions_sum_to_maxsim_and_spans_cut_out_the_token_wordpiece(
@@ -167,6 +168,7 @@ def test_contributions_sum_to_maxsim_and_spans_cut_out_the_token_wordpiece(
 
 
 @requires_shared
+@pytest.mark.slow
 @PROPERTY
 @given(query=QUERY, document=DOCUMENT, variant=st.sampled_from(["cased", "lower"]))
 def test_contributions_sum_to_maxsim_and_spans_cut_out_the_token_byte_level_bpe(
@@ -222,6 +224,7 @@ def short_model(model: ColBERT) -> ColBERT:
     return ColBERT.from_pretrained(model.spec.path, device="cpu", document_length=8)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(query=QUERY, document=DOCUMENT)
 def test_truncated_documents_match_only_the_encoded_part(short_model: ColBERT, query: str, document: str) -> None:
@@ -351,6 +354,7 @@ def test_shading_sums_the_query_tokens_that_matched_one_span() -> None:
     ]
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(query=QUERY, document=DOCUMENT, fragment=st.integers(min_value=1, max_value=200))
 def test_highlights_are_disjoint_ranked_ranges_of_the_text(

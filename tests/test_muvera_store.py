@@ -248,6 +248,7 @@ _BACKFILL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_backfill_resumes_after_kill_9(tmp_path: Path, model: ColBERT) -> None:
     _filled("edge", tmp_path, model).close()
     shutil.copytree(tmp_path / "store", tmp_path / "clean")

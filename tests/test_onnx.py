@@ -18,7 +18,6 @@ import torch
 import edgecolbert
 from checkpoints import (
     build_edge_checkpoint,
-    build_minilm_checkpoint,
     build_stanford_checkpoint,
     requires_minilm,
     requires_shared,
@@ -98,11 +97,11 @@ def test_edge_17m_layout_matches_torch(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @requires_minilm
-def test_minilm_layout_matches_torch_and_int8_stays_close(tmp_path: Path) -> None:
-    folder = build_minilm_checkpoint(tmp_path / "minilm")
-    _assert_parity(folder, tmp_path / "cache")
-    fp32 = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=tmp_path / "cache")
-    int8 = ColBERT.from_pretrained(folder, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path / "cache")
+def test_minilm_layout_matches_torch_and_int8_stays_close(shared_minilm: Path, shared_onnx_cache: Path) -> None:
+    folder = shared_minilm
+    _assert_parity(folder, shared_onnx_cache)
+    fp32 = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=shared_onnx_cache)
+    int8 = ColBERT.from_pretrained(folder, backend="onnx", quantize="int8", onnx_cache_dir=shared_onnx_cache)
     assert fp32.fingerprint != int8.fingerprint
     reference, ref_docs = _scores(fp32)
     approx, int8_docs = _scores(int8)
@@ -176,6 +175,7 @@ def _load_in_a_fresh_process(folder: Path, cache: Path) -> dict[str, Any]:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_load_that_finds_its_export_imports_neither_torch_nor_transformers(
     stanford_dir: Path, tmp_path: Path
 ) -> None:
@@ -187,9 +187,11 @@ def test_a_load_that_finds_its_export_imports_neither_torch_nor_transformers(
     assert second["queries"] == first["queries"]
 
 
-@pytest.mark.parametrize("layout", ["stanford", pytest.param("minilm", marks=requires_minilm)])
-def test_a_recorded_load_tokenizes_and_encodes_as_the_first(layout: str, stanford_dir: Path, tmp_path: Path) -> None:
-    folder = stanford_dir if layout == "stanford" else build_minilm_checkpoint(tmp_path / "minilm")
+@pytest.mark.parametrize("layout", ["stanford", pytest.param("minilm", marks=[requires_minilm, pytest.mark.slow])])
+def test_a_recorded_load_tokenizes_and_encodes_as_the_first(
+    layout: str, stanford_dir: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    folder = stanford_dir if layout == "stanford" else request.getfixturevalue("shared_minilm")
     cache = tmp_path / "cache"
     first = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache, query_length=24)
     [record] = cache.rglob("prepared-*.json")

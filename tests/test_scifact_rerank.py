@@ -20,6 +20,10 @@ pytest.importorskip("bm25s", reason="the example's BM25 first stage uses bm25s")
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = SHARED / "data" / "scifact"
+# The first 40 judged queries, 20 BM25 candidates each (800 documents to encode). Measured: 37 have a
+# relevant candidate, 8 of them below the top; the rerank moves 6 of those up and 2 down, MRR@10
+# 0.785 -> 0.809.
+QUERIES = 40
 
 
 @requires_minilm
@@ -34,7 +38,7 @@ def test_rerank_moves_relevant_documents_up_on_scifact(tmp_path: Path) -> None:
             "--dataset",
             str(SCIFACT),
             "--queries",
-            "80",
+            str(QUERIES),
             "--top-k",
             "20",
             "--quiet",
@@ -49,11 +53,11 @@ def test_rerank_moves_relevant_documents_up_on_scifact(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     data = json.loads(report.read_text())
-    assert data["summary"]["queries"] == 80
+    assert data["summary"]["queries"] == QUERIES
     # Where BM25 did not already put a relevant document first, the rerank should mostly move it up.
     movable = [row for row in data["queries"] if row["rank_before"] and row["rank_before"] > 1]
     improved = [row for row in movable if row["rank_after"] < row["rank_before"]]
     worsened = [row for row in movable if row["rank_after"] > row["rank_before"]]
-    assert len(movable) >= 15
+    assert len(movable) >= 6
     assert len(improved) > len(movable) / 2, (len(improved), len(worsened), len(movable))
     assert data["summary"]["mrr@10_reranked"] > data["summary"]["mrr@10_bm25"]

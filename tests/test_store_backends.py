@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from checkpoints import build_minilm_checkpoint, requires_minilm
+from checkpoints import requires_minilm
 from edgecolbert import ColBERT, maxsim
 from edgecolbert.errors import StoreError
 from edgecolbert.store import EdgeStore
@@ -97,11 +97,11 @@ def test_indexed_with_onnx_searched_and_extended_with_torch(
 
 
 @pytest.mark.slow
-def test_int8_queries_search_an_fp32_store(tmp_path: Path) -> None:
+def test_int8_queries_search_an_fp32_store(tmp_path: Path, shared_minilm: Path, shared_onnx_cache: Path) -> None:
     # Real weights: on random ones int8 error says nothing about what users would see.
-    folder = build_minilm_checkpoint(tmp_path / "minilm")
+    folder = shared_minilm
     fp32 = ColBERT.from_pretrained(folder, device="cpu")
-    int8 = ColBERT.from_pretrained(folder, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path / "onnx")
+    int8 = ColBERT.from_pretrained(folder, backend="onnx", quantize="int8", onnx_cache_dir=shared_onnx_cache)
     texts, ids, metadatas = corpus()
     with EdgeStore(tmp_path / "store", fp32, datatype="float32") as store:
         store.add(texts, ids, metadatas)

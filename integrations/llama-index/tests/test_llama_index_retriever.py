@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from checkpoints import requires_minilm
 from edgecolbert import ColBERT, InvalidInputError, InvalidTypeError, Reranker
 from store_fixtures import HashEmbedder, assert_metadata_highlights, corpus, open_store
@@ -21,7 +20,7 @@ pytest.importorskip("llama_index.core", reason="llama-index-core is not installe
 try:
     import llama_index.retrievers.edgecolbert  # noqa: F401
 except ImportError:  # not pip-installed: test the integration from this checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "llama-index"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import QueryBundle, TextNode
@@ -31,6 +30,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
 )
+
 from llama_index.retrievers.edgecolbert import EdgeColbertRetriever, LlamaIndexDense, to_store_filter
 
 pytestmark = requires_minilm  # the tiny Stanford checkpoint borrows MiniLM's WordPiece tokenizer
@@ -84,6 +84,7 @@ def test_async_equals_sync(store: Any) -> None:
 
 def test_highlights_go_into_metadata_only_on_request(store: Any) -> None:
     from llama_index.core.schema import MetadataMode
+
     from llama_index.postprocessor.edgecolbert_rerank import HIGHLIGHTS_KEY
 
     plain = EdgeColbertRetriever(store, similarity_top_k=3).retrieve(QUERY)

@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from checkpoints import SHARED, requires_minilm
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 
 pytestmark = [requires_minilm, pytest.mark.slow]  # each test runs an example in a fresh Python
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SCIFACT = SHARED / "data" / "scifact"
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from checkpoints import requires_minilm
 from edgecolbert import DEFAULT_TOP_K, ColBERT, EmptyQueryError, InvalidInputError, InvalidTypeError, Reranker
 from edgecolbert.errors import ModelMismatchError
@@ -23,7 +22,7 @@ pytest.importorskip("llama_index.core", reason="llama-index-core is not installe
 try:
     import llama_index.postprocessor.edgecolbert_rerank  # noqa: F401
 except ImportError:  # not pip-installed: test the integration from this checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "llama-index"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
@@ -31,6 +30,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.schema import MetadataMode, NodeRelationship, NodeWithScore, RelatedNodeInfo, TextNode
+
 from llama_index.postprocessor.edgecolbert_rerank import FIRST_STAGE_SCORE_KEY, HIGHLIGHTS_KEY, EdgeColbertRerank
 
 pytestmark = requires_minilm  # the tiny Stanford checkpoint borrows MiniLM's WordPiece tokenizer

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from checkpoints import MINILM_DIR, requires_minilm
 
 pytest.importorskip("llama_index.core", reason="llama-index-core is not installed (the test extra has it)")
@@ -18,12 +17,12 @@ pytest.importorskip("llama_index.core", reason="llama-index-core is not installe
 try:
     import llama_index.retrievers.edgecolbert  # noqa: F401
 except ImportError:  # not pip-installed: run the integration from this checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "llama-index"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # real all-MiniLM-L6-v2 weights, wrapped as a late-interaction checkpoint
 pytestmark = [requires_minilm, pytest.mark.slow]
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llama_index_rag.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "llama_index_rag.py"
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from edgecolbert import ColBERT, EmptyQueryError, InvalidDocumentError, InvalidInputError, Reranker
 from edgecolbert.errors import ModelMismatchError
 from store_fixtures import CountingModel, assert_metadata_highlights, corpus, open_store
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 # The package in this checkout, whether or not (or from wherever) it was pip-installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "langchain"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_core.documents import Document
-from langchain_edgecolbert import FIRST_STAGE_SCORE_KEY, HIGHLIGHTS_KEY, SCORE_KEY, EdgeColbertRerank
 from pydantic import ValidationError
+
+from langchain_edgecolbert import FIRST_STAGE_SCORE_KEY, HIGHLIGHTS_KEY, SCORE_KEY, EdgeColbertRerank
 
 QUERY = "a short text about violins"
 

@@ -1,5 +1,8 @@
 """Fixtures shared across test modules: tiny random-weight models and checkpoints built once per run.
 
+The root ``conftest.py`` loads this module as a plugin, so ``tests/`` and the integrations' ``tests/``
+folders share one set.
+
 Session-scoped checkpoint folders are shared by every test that asks for them: a test that changes
 files in one copies it first (``shutil.copytree``) and changes the copy.
 """

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from edgecolbert import DEFAULT_TOP_K, ColBERT, EmptyQueryError, Reranker
 from edgecolbert.errors import StoreLockedError
 from edgecolbert.store import EdgeStore
@@ -16,13 +15,15 @@ from store_fixtures import CountingModel, HashEmbedder, assert_metadata_highligh
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 # The package in this checkout, whether or not (or from wherever) it was pip-installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "langchain"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import InMemoryVectorStore
+from pydantic import ValidationError
+
 from langchain_edgecolbert import (
     FIRST_STAGE_SCORE_KEY,
     HIGHLIGHTS_KEY,
@@ -31,7 +32,6 @@ from langchain_edgecolbert import (
     EdgeColbertRetriever,
     RerankRetriever,
 )
-from pydantic import ValidationError
 
 QUERY = "a short text about comets"
 N_DOCS = 40

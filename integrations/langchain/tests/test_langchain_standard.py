@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from edgecolbert import ColBERT, Reranker
 from edgecolbert.store import EdgeStore
 from store_fixtures import corpus
@@ -20,12 +19,13 @@ from store_fixtures import corpus
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install -e '.[test]')")
 pytest.importorskip("langchain_tests", reason="langchain-tests is not installed (pip install -e '.[test]')")
 # The package in this checkout, whether or not (or from wherever) it was pip-installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integrations" / "langchain"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import InMemoryVectorStore
-from langchain_edgecolbert import EdgeColbertRerank, EdgeColbertRetriever, RerankRetriever
 from langchain_tests.integration_tests import RetrieversIntegrationTests
+
+from langchain_edgecolbert import EdgeColbertRerank, EdgeColbertRetriever, RerankRetriever
 
 # The suite's one async test carries no asyncio mark of its own (langchain-tests runs in auto mode, this
 # project in strict mode): mark the module, and silence pytest-asyncio's note that the sync tests need no mark.
