@@ -8,7 +8,7 @@ import string
 import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from checkpoints import TOKENIZER_DIR, build_edge_checkpoint, requires_shared
@@ -357,6 +357,8 @@ def test_shading_sums_the_query_tokens_that_matched_one_span() -> None:
 @pytest.mark.slow
 @PROPERTY
 @given(query=QUERY, document=DOCUMENT, fragment=st.integers(min_value=1, max_value=200))
+# Here the top passage has more context alone than beside the passages just before it.
+@example(query="0", document="café " * 11 + "été", fragment=15)
 def test_highlights_are_disjoint_ranked_ranges_of_the_text(
     model: ColBERT, query: str, document: str, fragment: int
 ) -> None:
@@ -379,7 +381,8 @@ def test_highlights_are_disjoint_ranked_ranges_of_the_text(
     assert all(a.end <= b.start for a, b in itertools.pairwise(ordered))
     assert [h.score for h in every] == sorted((h.score for h in every), reverse=True)
     top = highlights(explanation, document, fragment_chars=fragment)
-    assert top == every[:3]
+    # Fewer passages are the same passages; only their context may differ, as it stops at the passages shown.
+    assert [(h.spans, h.score) for h in top] == [(h.spans, h.score) for h in every[:3]]
     if shades:
         assert top[0].score >= max(shades.values()) - 1e-9
 

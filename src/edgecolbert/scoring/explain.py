@@ -276,6 +276,8 @@ def highlights(
     words, and each passage scores the sum of its words' contributions (only positive ones:
     a token that matched with a negative similarity is no evidence). Passages do not overlap,
     are at most ``fragment_chars`` long and are padded with surrounding context up to that length.
+    A smaller ``max_passages`` gives the first passages of a larger one; their context can differ,
+    since it never reaches into another passage shown.
     """
     _check_positive("max_passages", max_passages)
     _check_positive("fragment_chars", fragment_chars)
