@@ -20,12 +20,16 @@ One run on one machine, with a random-weight checkpoint of the exact mxbai-edge-
      search-64     the same on the 64-dim store (the default: padded to a multiple of 32)
      numpy-maxsim  edgecolbert.scoring.maxsim over the same candidates' float vectors held in RAM
      numpy-total   bm25 + gathering those vectors + maxsim + top 10
+     first-stage-NAME  with ``--first-stages``: EdgeStore.search on the 64-dim store with that first stage
+                   (bm25, muvera, hybrid-muvera; the MUVERA stages build that store with the default
+                   FdeParams vector, written with each point)
    Engine timings return ids and scores only; search-48 also returns payloads. The numpy side holds
    the vectors as float32 unless memory is short (``--numpy-dtype``; float16 is cast when gathered).
    At 100,000 documents expect about 7 GB of disk for the two stores and 12-15 GB of resident memory.
 
     python benchmarks/store_search_and_indexing.py --docs 100000 --keep /tmp/edgecolbert-bench/stores
     python benchmarks/store_search_and_indexing.py --docs 3000 --index-docs 60 --queries 20  # quick look
+    python benchmarks/store_search_and_indexing.py --first-stages bm25 muvera hybrid-muvera  # + first stages
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,7 +65,9 @@ from edgecolbert.sources.beir import Document, iter_corpus, load_qrels, load_que
 from edgecolbert.store import EdgeStore, StoreDocument
 from edgecolbert.store.base import _resolve
 from edgecolbert.store.engine import PreparedPoint
+from edgecolbert.store.muvera_stage import document_encodings
 from edgecolbert.store.schema import BM25, COLBERT, model_identity
+from edgecolbert.store.stages import EVAL_FIRST_STAGES, MUVERA_STAGES
 
 TOP_K = 10
 STORE_BATCH = 256  # add_documents' default batch size
@@ -286,7 +293,7 @@ def store_folder(root: Path, n_docs: int, size: int, seed: int) -> Path:
 
 
 def open_or_build(
-    folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, batch: int, keep: bool
+    folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, batch: int, keep: bool, muvera: bool = False
 ) -> tuple[EdgeStore, dict[str, Any]]:
     """The store in ``folder``: reused when a finished build with the same inputs is there, else built."""
     marker = folder.with_name(folder.name + ".done.json")
@@ -296,6 +303,7 @@ def open_or_build(
         "seed": corpus.seed,
         "total_vectors": int(corpus.offsets[-1]),
         "model_identity": model_identity(model),
+        **({"muvera": True} if muvera else {}),
     }
     if keep and marker.is_file():
         done = json.loads(marker.read_text(encoding="utf-8"))
@@ -306,7 +314,7 @@ def open_or_build(
             return store, load
     marker.unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
-    load = bulk_load(folder, model, corpus, size, batch)
+    load = bulk_load(folder, model, corpus, size, batch, muvera)
     if keep:
         marker.write_text(json.dumps({"fingerprint": fingerprint, "load": load}, indent=2) + "\n", encoding="utf-8")
     start = time.perf_counter()
@@ -314,10 +322,12 @@ def open_or_build(
     return store, dict(load, reused=False, open_s=time.perf_counter() - start)
 
 
-def bulk_load(folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, batch: int) -> dict[str, Any]:
+def bulk_load(
+    folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, batch: int, muvera: bool = False
+) -> dict[str, Any]:
     """Upsert prepared points in batches, then merge segments; closed afterwards so the WAL is flushed."""
-    store = EdgeStore(folder, model, datatype="float16", vector_size=size)
-    seconds = {"texts_bm25_payload": 0.0, "vectors": 0.0, "upsert": 0.0}
+    store = EdgeStore(folder, model, datatype="float16", vector_size=size, muvera=muvera)
+    seconds = {"texts_bm25_payload": 0.0, "vectors": 0.0, "muvera": 0.0, "upsert": 0.0}
     started = time.perf_counter()
     texts = corpus.texts()
     last_report = started
@@ -334,6 +344,11 @@ def bulk_load(folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, 
             seconds["vectors"] += time.perf_counter() - tock
             seconds["texts_bm25_payload"] += tock - tick
             points.append(PreparedPoint(point_id=item.point_id, colbert=vectors, payload=payload, bm25=bm25))
+        tick = time.perf_counter()
+        encodings = document_encodings(store.schema, [point.colbert for point in points])
+        if encodings is not None:
+            points = [replace(point, muvera=encoding) for point, encoding in zip(points, encodings)]
+        seconds["muvera"] += time.perf_counter() - tick
         tick = time.perf_counter()
         store.engine.upsert(points)
         seconds["upsert"] += time.perf_counter() - tick
@@ -413,6 +428,7 @@ def search_latency(
     corpus: SyntheticCorpus,
     prefetch: int,
     warmup: int,
+    first_stages: Sequence[str] = (),
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Seconds per query per contender, interleaved per query with a rotating order."""
     shard48, shard64 = stores[48].engine.shard, stores[64].engine.shard
@@ -436,13 +452,20 @@ def search_latency(
             "search-64": lambda: stores[64].search(q.text, top_k=TOP_K, prefetch_k=prefetch),
             "numpy-maxsim": lambda: maxsim(q.vectors48, gathered),
             "numpy-total": lambda: numpy_top(q.vectors48, bm25_ids(q), corpus),
+            **{
+                f"first-stage-{stage}": partial(
+                    stores[64].search, q.text, top_k=TOP_K, prefetch_k=prefetch, first_stage=stage
+                )
+                for stage in first_stages
+            },
         }
 
     for q in queries[:warmup]:
         for run in contenders(q).values():
             run()
     candidates.clear()
-    times: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    names = [*CONTENDERS, *(f"first-stage-{stage}" for stage in first_stages)]
+    times: dict[str, list[float]] = {name: [] for name in names}
     for position, q in enumerate(queries):
         runs = list(contenders(q).items())
         shift = position % len(runs)
@@ -574,15 +597,17 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"   {size}-dim float16 store {how}: load {load['total_s']:.1f} s ({load['docs_per_s']:.0f} docs/s; "
             f"texts+bm25+payload {sec['texts_bm25_payload']:.1f}, vectors {sec['vectors']:.1f}, "
-            f"upsert {sec['upsert']:.1f}, optimize {sec['optimize']:.1f}, close {sec['close']:.1f} s), "
+            f"muvera {sec.get('muvera', 0.0):.1f}, upsert {sec['upsert']:.1f}, "
+            f"optimize {sec['optimize']:.1f}, close {sec['close']:.1f} s), "
             f"{load['disk_gb']:.2f} GB on disk, {load['segments']} segments, reopened in {load['open_s']:.1f} s"
         )
     print(f"   {s['queries']} SciFact queries, top {TOP_K}, after {s['warmup']} warm-up queries; latency in ms")
-    print(f"{'prefetch':>8} {'contender':<13} {'p50':>8} {'p99':>8} {'mean':>8} {'min':>8}")
+    width = max(len(name) for block in report["search"].values() for name in block["latency"])
+    print(f"{'prefetch':>8} {'contender':<{width}} {'p50':>8} {'p99':>8} {'mean':>8} {'min':>8}")
     for prefetch, block in report["search"].items():
         for name, row in block["latency"].items():
             print(
-                f"{prefetch:>8} {name:<13} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['mean_ms']:>8.2f} "
+                f"{prefetch:>8} {name:<{width}} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['mean_ms']:>8.2f} "
                 f"{row['min_ms']:>8.2f}"
             )
         c, r = block["candidates"], block["ratios"]
@@ -625,6 +650,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, help="keep the synthetic stores here and reuse them on later runs")
     parser.add_argument("--load-batch", type=int, default=512, help="points per upsert in the bulk load (512)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--first-stages",
+        nargs="+",
+        default=[],
+        choices=EVAL_FIRST_STAGES,
+        help="also time EdgeStore.search on the 64-dim store with these first stages (MUVERA ones add its vector)",
+    )
     parser.add_argument(
         "--numpy-dtype",
         choices=("auto", "float32", "float16"),
@@ -711,8 +743,9 @@ def main(argv: list[str] | None = None) -> None:
         for size in (48, 64):
             folder = store_folder(store_root, args.docs, size, args.seed)
             log(f"   {size}-dim store in {folder}")
+            muvera = size == 64 and any(stage in MUVERA_STAGES for stage in args.first_stages)
             stores[size], report["stores"][size] = open_or_build(
-                folder, model, corpus, size, args.load_batch, args.keep is not None
+                folder, model, corpus, size, args.load_batch, args.keep is not None, muvera
             )
             report["stores"][size]["segments"] = stores[size].engine.shard.info().segments_count
             log(f"   {size}-dim store ready")
@@ -724,8 +757,8 @@ def main(argv: list[str] | None = None) -> None:
         report["search"] = {}
         with ForeignCpu() as foreign_search:
             for prefetch in args.prefetch:
-                times, candidates = search_latency(prepared, stores, corpus, prefetch, args.warmup)
-                latency = {name: latency_row(times[name]) for name in CONTENDERS}
+                times, candidates = search_latency(prepared, stores, corpus, prefetch, args.warmup, args.first_stages)
+                latency = {name: latency_row(seconds) for name, seconds in times.items()}
                 report["search"][prefetch] = {
                     "latency": latency,
                     "candidates": candidates,
@@ -749,6 +782,7 @@ def main(argv: list[str] | None = None) -> None:
             "top_k": TOP_K,
             "load_batch": args.load_batch,
             "seed": args.seed,
+            "first_stages": args.first_stages,
             "keep": None if args.keep is None else str(args.keep),
             "engine_timings": "EdgeShard.query with pre-encoded query vectors and BM25 query, ids and scores only",
         }
