@@ -98,8 +98,10 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     pytest.fail(f"edgecolbert serve did not answer within 180 s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[object]:
+    # A fresh browser per test: the page keeps the API key for the browser session, and each test
+    # starts from what a new visitor sees, whichever test ran before.
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -185,9 +187,14 @@ def test_search_shows_ranked_results_with_marked_words_and_an_alignment(service:
 
 def test_rerank_mode_ranks_pasted_candidates(service: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     driver = browser
-    driver.get(f"{service}/ui")  # the key typed before is kept for the browser session
+    driver.get(f"{service}/ui")
+    key = driver.find_element(By.ID, "api-key")
+    key.clear()
+    key.send_keys(KEY, Keys.TAB)
+    driver.get(f"{service}/ui")  # the key typed is kept for the browser session
     assert driver.find_element(By.ID, "api-key").get_attribute("value") == KEY
     driver.find_element(By.ID, "mode-rerank").click()
     candidates = driver.find_element(By.ID, "candidates")
