@@ -98,6 +98,12 @@ class CheckpointSpec:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
+def weight_stamps(spec: CheckpointSpec) -> list[str]:
+    """Path, size and modification time of the weight files: what caches keyed by checkpoint compare."""
+    weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
+    return [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
+
+
 def resolve_checkpoint_dir(
     name_or_path: str | os.PathLike[str],
     *,
