@@ -132,6 +132,11 @@ class ColBERT:
         return _torch_dtype(self._dtype)
 
     @property
+    def dtype_name(self) -> str:
+        """The dtype as ``str(model.dtype)`` spells it (``"torch.float32"``), read without importing torch."""
+        return str(self._dtype)
+
+    @property
     def backend(self) -> str:
         """``"torch"`` or ``"onnx"``, as passed to :meth:`from_pretrained`."""
         return self.engine.name
@@ -146,7 +151,7 @@ class ColBERT:
         variant = list(self.engine.fingerprint_parts)
         if self.pool_factor > 1:
             variant.append(f"pool:{self.pool_factor}")
-        return _fingerprint(self.spec, self.tokenizer, str(self._dtype), variant, self.origin)
+        return _fingerprint(self.spec, self.tokenizer, self.dtype_name, variant, self.origin)
 
     @classmethod
     def from_pretrained(
