@@ -297,3 +297,15 @@ def test_the_runtime_tests_pass_where_torch_cannot_be_imported(tmp_path: Path) -
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     summary = run.stdout.strip().splitlines()[-1]
     assert re.search(r"\b\d+ passed\b", summary) and "skipped" not in summary, summary
+
+
+@pytest.mark.slow
+def test_the_edge_layout_round_trips(shared_edge: Path, tmp_path: Path) -> None:
+    """The mxbai-edge-colbert layout: markers, ModernBERT's fused attention graph, two dense layers."""
+    cache = tmp_path / "cache"
+    out = export_model(shared_edge, tmp_path / "out", onnx_cache_dir=cache)
+    for quantize in (None, "int8"):
+        _assert_same_encoder(
+            ColBERT.from_pretrained(shared_edge, backend="onnx", quantize=quantize, onnx_cache_dir=cache),
+            ColBERT.from_pretrained(out, quantize=quantize),
+        )

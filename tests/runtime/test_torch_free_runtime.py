@@ -68,6 +68,7 @@ def test_the_export_runs_on_onnx_runtime(export: Path) -> None:
     assert [len(doc) > 0 for doc in vectors] == [True] * len(DOCUMENTS)
     assert vectors[0].shape[1] == model.dim
     assert model.fingerprint != int8.fingerprint
+    assert repr(int8).endswith("device='cpu', backend='onnx', quantize='int8')")
 
 
 def test_torch_on_an_export_is_refused(export: Path) -> None:
