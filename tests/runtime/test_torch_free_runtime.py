@@ -74,6 +74,10 @@ def test_the_export_runs_on_onnx_runtime(export: Path) -> None:
 def test_torch_on_an_export_is_refused(export: Path) -> None:
     with pytest.raises(InvalidInputError, match="runs on ONNX Runtime only, so backend='torch' does not apply"):
         ColBERT.from_pretrained(export, backend="torch")
+    with pytest.raises(InvalidInputError, match="runs on the CPU, not cuda"):
+        ColBERT.from_pretrained(export, device="cuda")
+    with pytest.raises(InvalidInputError, match="runs float32 graphs .* not torch.bfloat16"):
+        ColBERT.from_pretrained(export, dtype="bf16")
 
 
 def test_a_checkpoint_without_torch_names_the_extra_and_the_export(prepared: Path, tmp_path: Path) -> None:

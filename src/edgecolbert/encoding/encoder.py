@@ -81,9 +81,14 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
+    return getattr(torch, _dtype_name(dtype))
+
+
+def _dtype_name(dtype: str) -> str:
+    """The torch attribute a dtype name stands for (``"bf16"`` → ``"bfloat16"``), without importing torch."""
     if dtype not in _DTYPES:
         raise InvalidInputError(f"dtype {dtype!r} is not supported; use one of {', '.join(sorted(_DTYPES))}.")
-    return getattr(torch, _DTYPES[dtype])
+    return _DTYPES[dtype]
 
 
 class ColBERT:
@@ -200,8 +205,8 @@ class ColBERT:
         check_backend(backend, quantize)
         pool_factor = check_pool_factor(pool_factor)
         name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
-        if is_export(os.path.expanduser(name)):
-            exported = read_export(Path(os.path.expanduser(name)).resolve())
+        if is_export(Path(name).expanduser()):
+            exported = read_export(Path(name).expanduser().resolve())
             _check_export_options(exported, backend, device, dtype, compile)
             return cls._from_export(exported, name, quantize, query_length, document_length, pool_factor)
         backend = backend or "torch"
@@ -485,31 +490,25 @@ def _check_export_options(
             f"{asked} does not apply: leave it out. To run torch, load the checkpoint it was made from "
             f"({exported.origin.path})."
         )
-    if device is not None and str(device).split(":")[0] != "cpu":
-        _onnx_device(device)
-    if dtype is not None:
-        _onnx_dtype(dtype)
+    _onnx_device(device)
+    _onnx_dtype(dtype)
 
 
-def _onnx_device(device: str | torch.device | None) -> torch.device | str:
-    if device is None:
-        return "cpu"
-    if isinstance(device, str) and device == "cpu":
-        return device
-    import torch
-
-    if torch.device(device).type != "cpu":
+def _onnx_device(device: str | torch.device | None) -> str:
+    # Read without torch, which an export folder runs without.
+    kind = "cpu" if device is None else device.split(":")[0] if isinstance(device, str) else device.type
+    if kind != "cpu":
         raise InvalidInputError(
             f"backend='onnx' runs on the CPU, not {device}; use backend='torch' for GPUs or drop device."
         )
-    return torch.device("cpu")
+    return "cpu"
 
 
 def _onnx_dtype(dtype: str | torch.dtype | None) -> str:
-    if dtype is None or (isinstance(dtype, str) and _DTYPES.get(dtype) == "float32"):
+    if dtype is None:
         return _ONNX_DTYPE
-    resolved = resolve_dtype(dtype)
-    if str(resolved) != _ONNX_DTYPE:
+    resolved = f"torch.{_dtype_name(dtype)}" if isinstance(dtype, str) else str(dtype)
+    if resolved != _ONNX_DTYPE:
         raise InvalidInputError(
             f"backend='onnx' runs float32 graphs (or int8 with quantize='int8'), not {resolved}; drop dtype."
         )
