@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecolbert.encoding.backends.onnx import atomic_write, export_folder
-from edgecolbert.encoding.checkpoint import CheckpointSpec, DenseSpec, load_json, weight_stamps
+from edgecolbert.encoding.checkpoint import CheckpointSpec, DenseSpec, check_output_folder, load_json, weight_stamps
 from edgecolbert.errors import CorruptCheckpointError, InvalidInputError, require
 
 logger = logging.getLogger(__name__)
@@ -124,16 +124,6 @@ def _spec(folder: Path, settings: dict[str, Any]) -> CheckpointSpec:
         do_lower_case=bool(settings["do_lower_case"]),
         expansion_token=settings["expansion_token"],
     )
-
-
-def check_output_folder(target: Path, overwrite: bool) -> None:
-    """Refuse to write into a non-empty ``target`` unless ``overwrite`` (``--overwrite`` on the command line)."""
-    if target.exists() and not target.is_dir():
-        raise InvalidInputError(f"{target} is a file; name a folder to write to.")
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise InvalidInputError(
-            f"{target} exists and is not empty; pass overwrite=True (--overwrite on the command line) to replace it."
-        )
 
 
 def export_model(
