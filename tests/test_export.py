@@ -164,6 +164,16 @@ def test_the_command_line_refuses_a_non_empty_target_without_overwrite(
     assert is_export(empty)
 
 
+def test_quantize_needs_no_backend_option_on_an_export(
+    stanford_dir: Path, export_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rerank", "--model", str(export_dir), QUERIES[0], *DOCUMENTS[:2], "--quantize", "int8", "--json"]) == 0
+    assert sorted(row["index"] for row in json.loads(capsys.readouterr().out)) == [0, 1]
+    # A checkpoint still runs on torch by default, where int8 does not apply.
+    assert main(["rerank", "--model", str(stanford_dir), QUERIES[0], DOCUMENTS[0], "--quantize", "int8"]) == 2
+    assert "--quantize int8 needs --backend onnx" in capsys.readouterr().err
+
+
 class _Interrupted(BaseException):
     pass
 

@@ -169,7 +169,8 @@ def test_command_line_index_search_and_rerank(
     )
     assert all("highlights" in hit for hit in hits)
     monkeypatch.setenv(MODEL_ENV_VAR, str(export))
-    assert main(["rerank", QUERY, *DOCUMENTS.values(), "--json", "--backend", "onnx", "--quantize", "int8"]) == 0
+    # An export runs on ONNX Runtime without --backend, so --quantize needs nothing more.
+    assert main(["rerank", QUERY, *DOCUMENTS.values(), "--json", "--quantize", "int8"]) == 0
     ranked = json.loads(capsys.readouterr().out)
     assert sorted(row["index"] for row in ranked) == [0, 1, 2]
 
@@ -181,6 +182,8 @@ def test_serve_reranks_with_the_export(export: Path) -> None:
 
     from edgecolbert.serving.app import ServiceSettings, create_app
 
+    with TestClient(create_app(ServiceSettings(model=str(export), quantize="int8"))) as client:
+        assert client.post("/v1/rerank", json={"query": QUERY, "documents": ["one"]}).status_code == 200
     with TestClient(create_app(ServiceSettings(model=str(export)))) as client:
         response = client.post("/v1/rerank", json={"query": QUERY, "documents": list(DOCUMENTS.values())})
     assert response.status_code == 200, response.text

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS
 from edgecolbert.encoding.defaults import MODEL_ENV_VAR, default_model_name
+from edgecolbert.encoding.exported import runs_on_onnx
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
 from edgecolbert.store.defaults import API_KEY_ENV_VAR, DEFAULT_COLLECTION, DEFAULT_STORE_PATH, URL_ENV_VAR
 from edgecolbert.store.stages import EVAL_FIRST_STAGES, FIRST_STAGES
@@ -225,7 +226,10 @@ def _add_model_options(
         "once and cached (an `edgecolbert export` folder always runs on onnx)",
     )
     parser.add_argument(
-        "--quantize", choices=QUANTIZATIONS, default=None, help="int8: dynamic int8 weights (with --backend onnx)"
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=None,
+        help="int8: dynamic int8 weights (with --backend onnx or an export folder)",
     )
     parser.add_argument(
         "--compile",
@@ -255,7 +259,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
     A store tells an option the user gave from one left at its default, so only given ones are passed.
     """
-    if args.quantize is not None and args.backend != "onnx":
+    if args.quantize is not None and not runs_on_onnx(args.model or default_model_name(), args.backend):
         raise InvalidInputError(
             f"--quantize {args.quantize} needs --backend onnx (the torch backend runs float weights)."
         )

@@ -71,6 +71,16 @@ def is_export(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / MANIFEST_NAME).is_file()
 
 
+def runs_on_onnx(name_or_path: str | os.PathLike[str], backend: str | None) -> bool:
+    """Whether a load of ``name_or_path`` with ``backend`` runs ONNX Runtime: asked for, or an export folder's default.
+
+    Lets the command line and the service refuse ``quantize`` for a torch load before anything is loaded.
+    """
+    if backend is not None:
+        return backend == "onnx"
+    return is_export(Path(name_or_path).expanduser())
+
+
 def read_export(folder: Path) -> ExportedModel:
     manifest_path = folder / MANIFEST_NAME
     manifest = load_json(manifest_path)

@@ -30,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgecolbert.documents import present
+from edgecolbert.encoding.defaults import default_model_name
 from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.encoding.exported import runs_on_onnx
 from edgecolbert.errors import (
     DocumentNotFoundError,
     EdgeColbertError,
@@ -117,7 +119,7 @@ class ServiceSettings(BaseModel):
     def _one_store(self) -> ServiceSettings:
         if self.store is not None and self.qdrant_url is not None:
             raise ValueError("Give a store folder or a Qdrant URL, not both.")
-        if self.quantize is not None and self.backend != "onnx":
+        if self.quantize is not None and not runs_on_onnx(self.model or default_model_name(), self.backend):
             raise ValueError(f"quantize={self.quantize!r} needs backend='onnx' (the torch backend runs float weights).")
         if self.compile and self.backend == "onnx":
             raise ValueError("compile=True compiles the torch backend; drop it with backend='onnx'.")
