@@ -34,6 +34,8 @@ print("imported:" + ",".join(name for name in {heavy!r} if name in sys.modules))
         ["search", "--help"],
         ["index", "--help"],
         ["serve", "--help"],
+        ["export", "--help"],
+        ["export", "only-one-argument"],
         ["train", "--help"],
         ["search"],  # a missing argument
         ["search", "q", "--backend", "tensorflow"],  # an invalid choice

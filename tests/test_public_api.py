@@ -174,6 +174,18 @@ def _pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pool_tokens(np.eye(8, dtype=np.float32), 2)
 
 
+def _load_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgecolbert import ColBERT
+
+    ColBERT.from_pretrained(tmp_path)
+
+
+def _export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgecolbert.encoding.exported import export_model
+
+    export_model(tmp_path, tmp_path / "out")
+
+
 def _train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgecolbert.training import TrainSettings, train
 
@@ -183,6 +195,9 @@ def _train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 MISSING = [
     # (blocked package, what needs it, the extra that installs it)
     ("qdrant_client", _connect_to_qdrant, "qdrant"),
+    ("torch", _load_checkpoint, "torch"),
+    ("torch", _export, "torch"),
+    ("transformers", _export, "torch"),
     ("onnxruntime", _onnx_backend, "onnx"),
     ("onnx", _quantize, "onnx"),
     ("fastapi", _import_service, "serve"),

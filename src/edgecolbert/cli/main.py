@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS
 from edgecolbert.encoding.defaults import MODEL_ENV_VAR, default_model_name
+from edgecolbert.encoding.exported import runs_on_onnx
 from edgecolbert.errors import EdgeColbertError, InvalidInputError
 from edgecolbert.store.defaults import API_KEY_ENV_VAR, DEFAULT_COLLECTION, DEFAULT_STORE_PATH, URL_ENV_VAR
 from edgecolbert.store.stages import EVAL_FIRST_STAGES, FIRST_STAGES
@@ -66,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=_run_convert)
+
+    export = commands.add_parser(
+        "export",
+        help="write a self-contained ONNX folder (fp32 and int8 graphs, tokenizer, settings) that runs without "
+        "torch (needs the torch extra to make)",
+    )
+    export.add_argument("model", help="hub id or checkpoint folder")
+    export.add_argument("target", type=Path, help="folder to write (a later --model, or ColBERT.from_pretrained)")
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty target folder")
+    export.set_defaults(run=_run_export)
 
     index = commands.add_parser(
         "index", help="encode documents into a store (folder of .txt/.md, .jsonl, or a BEIR corpus)"
@@ -203,7 +214,7 @@ def _add_model_options(
     parser.add_argument(
         "--model",
         default=None,
-        help=f"hub id or checkpoint folder (default: {default_help or _DEFAULT_MODEL_HELP})",
+        help=f"hub id, checkpoint or `edgecolbert export` folder (default: {default_help or _DEFAULT_MODEL_HELP})",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -211,10 +222,14 @@ def _add_model_options(
         "--backend",
         choices=BACKENDS,
         default=None,
-        help="torch (default), or onnx: ONNX Runtime on the CPU, exported once and cached (needs the onnx extra)",
+        help="torch (default for a checkpoint; needs the torch extra), or onnx: ONNX Runtime on the CPU, exported "
+        "once and cached (an `edgecolbert export` folder always runs on onnx)",
     )
     parser.add_argument(
-        "--quantize", choices=QUANTIZATIONS, default=None, help="int8: dynamic int8 weights (with --backend onnx)"
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=None,
+        help="int8: dynamic int8 weights (with --backend onnx or an export folder)",
     )
     parser.add_argument(
         "--compile",
@@ -244,7 +259,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
     A store tells an option the user gave from one left at its default, so only given ones are passed.
     """
-    if args.quantize is not None and args.backend != "onnx":
+    if args.quantize is not None and not runs_on_onnx(args.model or default_model_name(), args.backend):
         raise InvalidInputError(
             f"--quantize {args.quantize} needs --backend onnx (the torch backend runs float weights)."
         )
@@ -358,6 +373,13 @@ def _run_convert(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(target)
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from edgecolbert.encoding.exported import export_model
+
+    print(export_model(args.model, args.target, overwrite=args.overwrite))
     return 0
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from edgecolbert.errors import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
+    InvalidInputError,
     MissingCheckpointFileError,
     UnsupportedCheckpointError,
 )
@@ -96,6 +97,22 @@ class CheckpointSpec:
     do_lower_case: bool
     expansion_token: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def weight_stamps(spec: CheckpointSpec) -> list[str]:
+    """Path, size and modification time of the weight files: what caches keyed by checkpoint compare."""
+    weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
+    return [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
+
+
+def check_output_folder(target: Path, overwrite: bool) -> None:
+    """Refuse to write a model into a non-empty ``target`` unless ``overwrite`` (the command line's ``--overwrite``)."""
+    if target.exists() and not target.is_dir():
+        raise InvalidInputError(f"{target} is a file; name a folder to write to.")
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise InvalidInputError(
+            f"{target} exists and is not empty; pass overwrite=True (--overwrite on the command line) to replace it."
+        )
 
 
 def resolve_checkpoint_dir(

@@ -16,11 +16,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from edgecolbert.encoding.checkpoint import load_json
+from edgecolbert.encoding.checkpoint import check_output_folder, load_json
 from edgecolbert.encoding.tokenization import check_length
 from edgecolbert.errors import (
     CorruptCheckpointError,
-    InvalidInputError,
     MissingCheckpointFileError,
     UnsupportedCheckpointError,
 )
@@ -56,8 +55,7 @@ def from_sentence_transformer(
     limit = backbone_length_limit(backbone)
     query_length = check_length("query_length", query_length, limit)
     document_length = check_length("document_length", document_length or limit, limit)
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise InvalidInputError(f"{target} exists and is not empty; pass overwrite=True to replace it.")
+    check_output_folder(target, overwrite)
     target.mkdir(parents=True, exist_ok=True)
     for name in _BACKBONE_FILES:
         if (backbone / name).is_file():

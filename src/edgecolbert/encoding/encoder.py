@@ -16,20 +16,30 @@ import numpy as np
 
 from edgecolbert.encoding import prepared
 from edgecolbert.encoding.backends.base import Backend
-from edgecolbert.encoding.backends.onnx import atomic_write, check_backend, export_folder, load_backend
+from edgecolbert.encoding.backends.onnx import (
+    OnnxBackend,
+    atomic_write,
+    check_backend,
+    export_folder,
+    load_backend,
+    require_onnxruntime,
+)
 from edgecolbert.encoding.checkpoint import (
     CheckpointSpec,
     check_backbone_config,
     read_checkpoint,
     resolve_checkpoint_dir,
+    weight_stamps,
 )
 from edgecolbert.encoding.defaults import default_model_name
+from edgecolbert.encoding.exported import ExportedModel, Origin, is_export, read_export
 from edgecolbert.encoding.pooling import check_pool_factor, pool_documents
 from edgecolbert.encoding.tokenization import ColbertTokenizer, Kind, TokenAlignment, TokenizedBatch, check_length
 from edgecolbert.errors import (
     CorruptCheckpointError,
     InvalidDocumentError,
     InvalidInputError,
+    require,
 )
 from edgecolbert.vectors import MultiVectors
 
@@ -71,9 +81,14 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
+    return getattr(torch, _dtype_name(dtype))
+
+
+def _dtype_name(dtype: str) -> str:
+    """The torch attribute a dtype name stands for (``"bf16"`` → ``"bfloat16"``), without importing torch."""
     if dtype not in _DTYPES:
         raise InvalidInputError(f"dtype {dtype!r} is not supported; use one of {', '.join(sorted(_DTYPES))}.")
-    return getattr(torch, _DTYPES[dtype])
+    return _DTYPES[dtype]
 
 
 class ColBERT:
@@ -96,8 +111,11 @@ class ColBERT:
         device: torch.device | str,
         dtype: torch.dtype | str,
         pool_factor: int = 1,
+        origin: Origin | None = None,
     ) -> None:
         self.spec = spec
+        # The checkpoint an export folder was made from (None for a checkpoint loaded itself).
+        self.origin = origin
         self.engine = engine
         self.tokenizer = tokenizer
         self.name = name
@@ -119,6 +137,11 @@ class ColBERT:
         return _torch_dtype(self._dtype)
 
     @property
+    def dtype_name(self) -> str:
+        """The dtype as ``str(model.dtype)`` spells it (``"torch.float32"``), read without importing torch."""
+        return str(self._dtype)
+
+    @property
     def backend(self) -> str:
         """``"torch"`` or ``"onnx"``, as passed to :meth:`from_pretrained`."""
         return self.engine.name
@@ -133,7 +156,7 @@ class ColBERT:
         variant = list(self.engine.fingerprint_parts)
         if self.pool_factor > 1:
             variant.append(f"pool:{self.pool_factor}")
-        return _fingerprint(self.spec, self.tokenizer, str(self._dtype), variant)
+        return _fingerprint(self.spec, self.tokenizer, self.dtype_name, variant, self.origin)
 
     @classmethod
     def from_pretrained(
@@ -150,7 +173,7 @@ class ColBERT:
         local_files_only: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         attn_implementation: str | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         quantize: str | None = None,
         pool_factor: int = 1,
         onnx_cache_dir: str | os.PathLike[str] | None = None,
@@ -163,8 +186,13 @@ class ColBERT:
         ``attn_implementation`` is passed to transformers; its default picks SDPA where the
         architecture supports it (1.7x faster than eager attention on CPU).
 
-        ``backend="onnx"`` runs the backbone and projection with ONNX Runtime on the CPU (needs the
-        ``onnx`` extra). The export happens once and is cached under ``onnx_cache_dir`` (default
+        ``backend`` defaults to ``"torch"`` for a checkpoint (needs the ``torch`` extra) and to
+        ``"onnx"`` for a folder written by ``edgecolbert export`` (:mod:`edgecolbert.encoding.exported`),
+        which runs on ONNX Runtime without torch or transformers and refuses ``backend="torch"``;
+        ``quantize="int8"`` picks its int8 graph.
+
+        ``backend="onnx"`` runs the backbone and projection of a checkpoint with ONNX Runtime on the CPU.
+        The export happens once and is cached under ``onnx_cache_dir`` (default
         ``~/.cache/edgecolbert/onnx``, or ``$EDGECOLBERT_CACHE/onnx``), keyed by the checkpoint's
         weights; the model folder is never written to. ``quantize="int8"`` adds dynamic int8
         quantization of the weights (cached too). ``pool_factor`` > 1 pools each document's vectors
@@ -176,9 +204,17 @@ class ColBERT:
         """
         check_backend(backend, quantize)
         pool_factor = check_pool_factor(pool_factor)
+        name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
+        if is_export(Path(name).expanduser()):
+            exported = read_export(Path(name).expanduser().resolve())
+            _check_export_options(exported, backend, device, dtype, compile)
+            return cls._from_export(exported, name, quantize, query_length, document_length, pool_factor)
+        backend = backend or "torch"
+        check_backend(backend, quantize)
+        if backend == "torch":
+            require("torch", "torch", f"Loading the checkpoint {name}", instead=_EXPORT_HINT)
         torch_device = resolve_device(device) if backend == "torch" else _onnx_device(device)
         _check_compile(compile, backend, torch_device)
-        name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
         folder = resolve_checkpoint_dir(
             name, revision=revision, token=token, local_files_only=local_files_only, cache_dir=cache_dir
         )
@@ -188,13 +224,13 @@ class ColBERT:
         record = prepared.read_record(onnx_record) if onnx_record is not None else None
         # With a record, transformers (and torch) is imported only if the export has to be made again.
         config: Any = (
-            None if record is not None else _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code)
+            None if record is not None else load_config(spec.backbone_dir, trust_remote_code=trust_remote_code)
         )
 
         def load_backbone() -> nn.Module:
             return _load_backbone(
                 spec.backbone_dir,
-                config if config is not None else _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code),
+                config if config is not None else load_config(spec.backbone_dir, trust_remote_code=trust_remote_code),
                 dtype=_torch_dtype(torch_dtype),
                 trust_remote_code=trust_remote_code,
                 attn_implementation=attn_implementation,
@@ -240,6 +276,39 @@ class ColBERT:
             "Loaded %s (%s layout) on %s as %s, %s backend", name, spec.layout, torch_device, torch_dtype, backend
         )
         return cls(spec, engine, tokenizer, name=name, device=torch_device, dtype=torch_dtype, pool_factor=pool_factor)
+
+    @classmethod
+    def _from_export(
+        cls,
+        exported: ExportedModel,
+        name: str,
+        quantize: str | None,
+        query_length: int | None,
+        document_length: int | None,
+        pool_factor: int,
+    ) -> ColBERT:
+        """An encoder on an export folder's graph: ONNX Runtime and the tokenizers library, nothing else."""
+        spec = exported.spec
+        query_length = check_length("query_length", query_length or spec.query_length, exported.max_positions)
+        document_length = check_length(
+            "document_length", document_length or spec.document_length, exported.max_positions
+        )
+        tokenizer = ColbertTokenizer.from_state(
+            spec, exported.tokenizer_state, query_length=query_length, document_length=document_length
+        )
+        require_onnxruntime()
+        engine = OnnxBackend(exported.graph(quantize), quantize=quantize)
+        logger.info("Loaded the export %s (of %s) on ONNX Runtime", exported.folder, exported.origin.path)
+        return cls(
+            spec,
+            engine,
+            tokenizer,
+            name=name,
+            device="cpu",
+            dtype=_ONNX_DTYPE,
+            pool_factor=pool_factor,
+            origin=exported.origin,
+        )
 
     def with_pool_factor(self, pool_factor: int) -> ColBERT:
         """This encoder pooling documents by ``pool_factor`` by default; weights and sessions are shared, not copied.
@@ -385,7 +454,7 @@ class ColBERT:
             extra += f", pool_factor={self.pool_factor}"
         return (
             f"ColBERT(name={self.name!r}, layout={self.spec.layout!r}, dim={self.dim}, "
-            f"device={str(self.device)!r}{extra})"
+            f"device={str(self._device)!r}{extra})"
         )
 
 
@@ -403,23 +472,43 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return items
 
 
-def _onnx_device(device: str | torch.device | None) -> torch.device | str:
-    if device is None:
-        return "cpu"
-    import torch
+_EXPORT_HINT = "load a folder made by `edgecolbert export` (it runs on ONNX Runtime alone)"
 
-    if torch.device(device).type != "cpu":
+
+def _check_export_options(
+    exported: ExportedModel,
+    backend: str | None,
+    device: str | torch.device | None,
+    dtype: str | torch.dtype | None,
+    compile: object,
+) -> None:
+    """An export runs its ONNX graph on the CPU; refuse what asks for anything else, naming the way out."""
+    if backend == "torch" or compile:
+        asked = "backend='torch'" if backend == "torch" else "compile=True"
+        raise InvalidInputError(
+            f"{exported.folder} is an ONNX export (made by `edgecolbert export`) and runs on ONNX Runtime only, so "
+            f"{asked} does not apply: leave it out. To run torch, load the checkpoint it was made from "
+            f"({exported.origin.path})."
+        )
+    _onnx_device(device)
+    _onnx_dtype(dtype)
+
+
+def _onnx_device(device: str | torch.device | None) -> str:
+    # Read without torch, which an export folder runs without.
+    kind = "cpu" if device is None else device.split(":")[0] if isinstance(device, str) else device.type
+    if kind != "cpu":
         raise InvalidInputError(
             f"backend='onnx' runs on the CPU, not {device}; use backend='torch' for GPUs or drop device."
         )
-    return torch.device("cpu")
+    return "cpu"
 
 
 def _onnx_dtype(dtype: str | torch.dtype | None) -> str:
     if dtype is None:
         return _ONNX_DTYPE
-    resolved = resolve_dtype(dtype)
-    if str(resolved) != _ONNX_DTYPE:
+    resolved = f"torch.{_dtype_name(dtype)}" if isinstance(dtype, str) else str(dtype)
+    if resolved != _ONNX_DTYPE:
         raise InvalidInputError(
             f"backend='onnx' runs float32 graphs (or int8 with quantize='int8'), not {resolved}; drop dtype."
         )
@@ -463,7 +552,8 @@ def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
     return dtype if isinstance(dtype, torch.dtype) else getattr(torch, dtype.removeprefix("torch."))
 
 
-def _load_config(folder: Path, *, trust_remote_code: bool) -> Any:
+def load_config(folder: Path, *, trust_remote_code: bool) -> Any:
+    require("transformers", "torch", f"Loading the checkpoint {folder}", instead=_EXPORT_HINT)
     from transformers import AutoConfig
 
     check_backbone_config(folder)
@@ -546,9 +636,21 @@ def _no_weight_loading_bar() -> Iterator[None]:
                     (hub_utils.disable_progress_bars if hub_bars_disabled else hub_utils.enable_progress_bars)()
 
 
-def _fingerprint(spec: CheckpointSpec, tokenizer: ColbertTokenizer, dtype: str, variant: Sequence[str] = ()) -> str:
-    """Identifies what a document's vectors depend on, for caches keyed by model."""
-    weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
-    stamps = [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
-    parts = [str(spec.path), spec.layout, str(tokenizer.document_length), dtype, *stamps, *variant]
+def _fingerprint(
+    spec: CheckpointSpec,
+    tokenizer: ColbertTokenizer,
+    dtype: str,
+    variant: Sequence[str] = (),
+    origin: Origin | None = None,
+) -> str:
+    """Identifies what a document's vectors depend on, for caches keyed by model.
+
+    An export is named by the checkpoint it came from (``origin``), so it shares that checkpoint's caches.
+    """
+    path, layout, stamps = (
+        (str(spec.path), spec.layout, weight_stamps(spec))
+        if origin is None
+        else (origin.path, origin.layout, origin.stamps)
+    )
+    parts = [path, layout, str(tokenizer.document_length), dtype, *stamps, *variant]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -29,7 +29,7 @@ def model_key(model: ColBERT) -> str:
     A store accepts queries from any runtime of its checkpoint, but an evaluation judges one
     configuration, so int8 or pooled vectors must never be read back as fp32 unpooled ones.
     """
-    parts = [model_identity(model), str(model.document_length), str(model.dtype)]
+    parts = [model_identity(model), str(model.document_length), model.dtype_name]
     parts += [model.backend, model.quantize or "fp32", f"pool{model.pool_factor}"]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 

@@ -30,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgecolbert.documents import present
+from edgecolbert.encoding.defaults import default_model_name
 from edgecolbert.encoding.encoder import ColBERT
+from edgecolbert.encoding.exported import runs_on_onnx
 from edgecolbert.errors import (
     DocumentNotFoundError,
     EdgeColbertError,
@@ -104,7 +106,9 @@ class ServiceSettings(BaseModel):
     api_key: SecretStr | None = None
     device: str | None = None
     batch_size: int = Field(default=16, ge=1)
-    backend: Literal["torch", "onnx"] = "torch"
+    backend: Literal["torch", "onnx"] | None = Field(
+        default=None, description="None: torch for a checkpoint, onnx for an `edgecolbert export` folder"
+    )
     quantize: Literal["int8"] | None = None
     compile: bool = Field(default=False, description="compile the torch backbone with TorchInductor")
     pool_factor: int | None = Field(default=None, ge=1, description="None: no pooling, or a store's own")
@@ -115,9 +119,9 @@ class ServiceSettings(BaseModel):
     def _one_store(self) -> ServiceSettings:
         if self.store is not None and self.qdrant_url is not None:
             raise ValueError("Give a store folder or a Qdrant URL, not both.")
-        if self.quantize is not None and self.backend != "onnx":
+        if self.quantize is not None and not runs_on_onnx(self.model or default_model_name(), self.backend):
             raise ValueError(f"quantize={self.quantize!r} needs backend='onnx' (the torch backend runs float weights).")
-        if self.compile and self.backend != "torch":
+        if self.compile and self.backend == "onnx":
             raise ValueError("compile=True compiles the torch backend; drop it with backend='onnx'.")
         return self
 

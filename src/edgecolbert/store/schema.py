@@ -87,8 +87,11 @@ def model_identity(model: ColBERT) -> str:
     and the tail of the backbone weights instead. It names the checkpoint, not how it is run: the
     torch and ONNX backends, fp32 or int8, give the same identity, so a store indexed with one can
     be searched with another (int8 moves scores by a few percent of fp32's). Pooling is recorded in
-    the schema's ``pool_factor`` instead.
+    the schema's ``pool_factor`` instead. A folder made by ``edgecolbert export`` carries its
+    checkpoint's identity (the weights are inside its graphs), so it opens that checkpoint's stores.
     """
+    if model.origin is not None:
+        return model.origin.identity
     digest = hashlib.sha256()
     spec = model.spec
     digest.update(f"{spec.layout}|{model.dim}|{spec.document_prefix}|{spec.do_lower_case}".encode())

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgecolbert._lazy import lazy_exports
 from edgecolbert.encoding.backends import BACKENDS, QUANTIZATIONS
-from edgecolbert.encoding.checkpoint import CheckpointSpec
+from edgecolbert.encoding.checkpoint import CheckpointSpec, weight_stamps
 from edgecolbert.encoding.tokenization import TokenizedBatch
 from edgecolbert.errors import InvalidInputError, OnnxExportError, require
 
@@ -59,15 +59,15 @@ _INT8_NAME = "model.int8.onnx"
 MIN_ONNXRUNTIME = (1, 22)
 
 
-def check_backend(backend: str, quantize: str | None) -> None:
-    """Reject unknown values before anything is loaded."""
-    if backend not in BACKENDS:
+def check_backend(backend: str | None, quantize: str | None) -> None:
+    """Reject unknown values before anything is loaded; None is the default (torch, or onnx for an export folder)."""
+    if backend is not None and backend not in BACKENDS:
         raise InvalidInputError(f"backend {backend!r} is not supported; use one of {', '.join(BACKENDS)}.")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise InvalidInputError(
             f"quantize {quantize!r} is not supported; use None or one of {', '.join(QUANTIZATIONS)}."
         )
-    if quantize is not None and backend != "onnx":
+    if quantize is not None and backend == "torch":
         raise InvalidInputError(f"quantize={quantize!r} needs backend='onnx' (the torch backend runs float weights).")
 
 
@@ -130,8 +130,7 @@ def export_key(spec: CheckpointSpec) -> str:
 
     The token budgets are left out on purpose: the graph has dynamic batch and sequence axes.
     """
-    weights = [spec.backbone_dir / "model.safetensors", *(dense.weights for dense in spec.dense)]
-    stamps = [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in weights if path.is_file()]
+    stamps = weight_stamps(spec)
     # An older ONNX Runtime gets the plain trace (see onnx_modernbert), so it must not share files.
     recipe = _EXPORT_RECIPE if kernels_available() else f"{_EXPORT_RECIPE}-plain"
     parts = [recipe, str(spec.path), spec.layout, *stamps]
