@@ -558,42 +558,76 @@ def latency_row(seconds: list[float]) -> dict[str, float]:
     }
 
 
+# float16 keeps 11 significant bits: a stored unit vector moves by at most 2**-11 in norm, so a MaxSim score
+# by at most the sum of the query vectors' norms times that, and two scores' order can flip within twice it.
+FLOAT16_STEP = 2.0**-11
+
+
 def consistency(
     queries: list[PreparedQuery], stores: dict[str, EdgeStore], corpus: SyntheticCorpus, prefetch: int
 ) -> dict[str, Any]:
     """Each layout's EdgeStore.search top 10 against the first layout's and against numpy on the same candidates.
 
-    Score differences between layouts are rounding of the stored vectors (float16 rounds each value by up
-    to 2**-11 of itself); against numpy, the numpy side's float32 (or float16) copy of the same values.
+    Score differences between layouts are rounding of the stored vectors; against numpy, the numpy side's
+    float32 (or float16) copy of the same values. Where a top 10 differs from the first layout's, the order
+    gap says by how much: the largest difference of the first layout's scores between two documents it
+    orders the other way round (or one it keeps and one it does not); a query whose gap exceeds twice its
+    float16 rounding bound changed beyond rounding.
     """
     reference_name, reference = next(iter(stores.items()))
     per_layout: dict[str, dict[str, Any]] = {}
     for name, store in stores.items():
-        same_reference = same_numpy = 0
-        diff_reference = diff_numpy = 0.0
+        same_reference = same_numpy = beyond_rounding = 0
+        diff_reference = diff_numpy = order_gap_max = 0.0
         min_overlap = TOP_K
         for q in queries:
-            hits = store.search(q.text, top_k=TOP_K, prefetch_k=prefetch)
-            ids = [int(hit.id) for hit in hits]
-            scores = {int(hit.id): hit.score for hit in hits}
-            base = {int(hit.id): hit.score for hit in reference.search(q.text, top_k=TOP_K, prefetch_k=prefetch)}
+            ids = [int(hit.id) for hit in store.search(q.text, top_k=TOP_K, prefetch_k=prefetch)]
+            base_ids = [int(hit.id) for hit in reference.search(q.text, top_k=TOP_K, prefetch_k=prefetch)]
+            union = [str(doc) for doc in dict.fromkeys(ids + base_ids)]
+            scores = {int(hit.id): hit.score for hit in store.rerank(q.text, union, query_vectors=q.vectors)}
+            base = {int(hit.id): hit.score for hit in reference.rerank(q.text, union, query_vectors=q.vectors)}
             numpy_ids, numpy_scores = numpy_top(
                 q.vectors, first_stage_ids(reference, q.text, q.vectors, prefetch), corpus
             )
-            same_reference += ids == list(base)
+            same_reference += ids == base_ids
             same_numpy += ids == numpy_ids.tolist()
             min_overlap = min(min_overlap, len(set(ids) & set(numpy_ids.tolist())))
-            diff_reference = max([diff_reference, *(abs(scores[i] - base[i]) for i in ids if i in base)])
+            diff_reference = max([diff_reference, *(abs(scores[doc] - base[doc]) for doc in scores)])
             by_numpy = dict(zip(numpy_ids.tolist(), numpy_scores.tolist()))
-            diff_numpy = max([diff_numpy, *(abs(scores[i] - by_numpy[i]) for i in ids if i in by_numpy)])
+            diff_numpy = max([diff_numpy, *(abs(scores[doc] - by_numpy[doc]) for doc in ids if doc in by_numpy)])
+            gap = order_gap(ids, base_ids, base)
+            order_gap_max = max(order_gap_max, gap)
+            bound = float(np.linalg.norm(q.vectors, axis=1).sum()) * FLOAT16_STEP
+            beyond_rounding += gap > 2 * bound
         per_layout[name] = {
             f"same_ids_{reference_name}": same_reference,
             f"max_score_diff_{reference_name}": diff_reference,
+            f"max_order_gap_{reference_name}": order_gap_max,
+            f"beyond_rounding_{reference_name}": beyond_rounding,
             "same_ids_numpy": same_numpy,
             "min_overlap_numpy": min_overlap,
             "max_score_diff_numpy": diff_numpy,
         }
-    return {"queries": len(queries), "reference": reference_name, "layouts": per_layout}
+    bounds = [float(np.linalg.norm(q.vectors, axis=1).sum()) * FLOAT16_STEP for q in queries]
+    return {
+        "queries": len(queries),
+        "reference": reference_name,
+        "float16_score_bound": [min(bounds), max(bounds)],
+        "layouts": per_layout,
+    }
+
+
+def order_gap(ranking: list[int], reference_ranking: list[int], reference_scores: dict[int, float]) -> float:
+    """The largest reference-score difference ``ranking`` contradicts (0: the reference's own ranking)."""
+    gap = 0.0
+    for position, earlier in enumerate(ranking):
+        for later in ranking[position + 1 :]:
+            gap = max(gap, reference_scores[later] - reference_scores[earlier])
+    kept, added = set(reference_ranking) - set(ranking), set(ranking) - set(reference_ranking)
+    for dropped in kept:
+        for extra in added:
+            gap = max(gap, reference_scores[dropped] - reference_scores[extra])
+    return gap
 
 
 def ratios(rows: dict[str, dict[str, float]], layouts: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -698,10 +732,14 @@ def print_report(report: dict[str, Any]) -> None:
             )
         k = block["consistency"]
         ref = k["reference"]
+        low, high = k["float16_score_bound"]
+        print(f"{'':>8} float16 rounding bound per score on these queries: {low:.2e}-{high:.2e}")
         for name, row in k["layouts"].items():
             print(
                 f"{'':>8} top-{TOP_K} of {name} on {k['queries']} queries: same ids as {ref} "
-                f"{row[f'same_ids_{ref}']}/{k['queries']} (max score diff {row[f'max_score_diff_{ref}']:.2e}); "
+                f"{row[f'same_ids_{ref}']}/{k['queries']} (max score diff {row[f'max_score_diff_{ref}']:.2e}, "
+                f"max order gap {row[f'max_order_gap_{ref}']:.2e}, {row[f'beyond_rounding_{ref}']} beyond "
+                "rounding); "
                 f"as numpy ({syn['numpy_dtype']} held) {row['same_ids_numpy']}/{k['queries']}, min overlap "
                 f"{row['min_overlap_numpy']}, max score diff {row['max_score_diff_numpy']:.2e}"
             )
