@@ -784,7 +784,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="BLAS threads for the numpy side while searching (default 1: with two, interleaved with the engine's "
-        "search threads on two cores, numpy MaxSim ran 10-30x slower)",
+        "search threads on two cores, numpy MaxSim ran up to 30x slower in a probe)",
     )
     parser.add_argument("--keep", type=Path, help="keep the synthetic stores here and reuse them on later runs")
     parser.add_argument("--load-batch", type=int, default=512, help="points per upsert in the bulk load (512)")

@@ -65,10 +65,13 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def check_free_space(path: Path, needed: int, doing: str) -> None:
-    """Refuse before the engine runs out of disk mid-write, which it cannot survive."""
+def check_free_space(path: Path, needed: int, doing: str, *, amplification: int = WRITE_AMPLIFICATION) -> None:
+    """Refuse before the engine runs out of disk mid-write, which it cannot survive.
+
+    ``needed`` is what the caller hands the engine; ``amplification`` how many times that lands on disk.
+    """
     free = free_bytes(path)
-    wanted = needed * WRITE_AMPLIFICATION + DISK_MARGIN_BYTES
+    wanted = needed * amplification + DISK_MARGIN_BYTES
     if free < wanted:
         raise StoreDiskFullError(
             f"The disk under {path} has {_mib(free)} free; {doing} needs about {_mib(wanted)} "
@@ -156,8 +159,9 @@ class EdgeStore(BaseStore):
         """Merge segments after a bulk load; searches over many small segments are slower."""
         self._check_open()
         with self._write_lock:
-            # Merging rewrites the segments, so it needs about their size again.
-            check_free_space(self.path, _stored_bytes(self.path / SHARD_DIR), "optimizing")
+            # Merging writes the merged segments beside the old ones, then drops those: at most their size again
+            # (the files already hold the write amplification, so it does not apply twice).
+            check_free_space(self.path, _stored_bytes(self.path / SHARD_DIR), "optimizing", amplification=1)
             self.engine.shard.optimize()
 
     def __repr__(self) -> str:
