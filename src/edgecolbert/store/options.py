@@ -39,7 +39,7 @@ class StoreOptions:
     bm25_language: str = "english"
     # True or an FdeParams: give documents a MUVERA vector (True: default settings, or the store's when opening).
     muvera: MuveraOption = None
-    # What a new store stores when ``datatype`` is None: each engine's fastest exact layout.
+    # What a new store stores when ``datatype`` is None (an EdgeStore asks for edge.DEFAULT_DATATYPE).
     default_datatype: Datatype = "float16"
 
     def check(self) -> None:
