@@ -30,8 +30,10 @@ One run on one machine, with a random-weight checkpoint of the exact mxbai-edge-
    Ratios per layout, p50 and p99: search-L / floor and engine-L / numpy-total; top-10 ids and scores
    of every layout are checked against the first layout and against numpy. The numpy side holds the
    vectors as float32 unless memory is short (``--numpy-dtype``; float16 is cast when gathered) and
-   runs with one BLAS thread (``--numpy-threads``). At 100,000 documents expect about 9 GB of disk for
-   the two default stores and 12-15 GB of resident memory.
+   runs with one BLAS thread (``--numpy-threads``). At 100,000 documents the two default stores keep
+   about 9 GB of disk and need about 22 GB free while they are built (the float32 store's merge writes
+   its segments beside the old ones); resident memory reaches 12-15 GB, 5 GB of it anonymous (the numpy
+   copy), the rest the stores' mapped files.
 
     python benchmarks/store_search_and_indexing.py --docs 100000 --keep /tmp/edgecolbert-bench/stores
     python benchmarks/store_search_and_indexing.py --docs 3000 --index-docs 60 --queries 20  # quick look
