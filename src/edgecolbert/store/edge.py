@@ -53,7 +53,7 @@ DISK_MARGIN_BYTES = 128 * 2**20
 # A write lands in the write-ahead log and again in a segment, with float32 vectors and indexes on top.
 WRITE_AMPLIFICATION = 4
 # New stores keep float32 token vectors unless told otherwise: Qdrant Edge's MaxSim calls a similarity per
-# query and document vector pair, and over the same candidates its float16 path took about 1.4x the time of
+# query and document vector pair, and over the same candidates its float16 path took 1.2-1.7x the time of
 # float32 (twice the disk for the vectors; benchmarks/store_search_and_indexing.py --layouts). Stores keep
 # the datatype they were created with.
 DEFAULT_DATATYPE: Datatype = "float32"
