@@ -5,31 +5,41 @@ One run on one machine, with a random-weight checkpoint of the exact mxbai-edge-
 
 1. Indexing: the first ``--index-docs`` SciFact documents, encoded bare
    (``encode_documents``, one call; and in the 256-document calls ``add_documents`` makes) and
-   written into a fresh float16 EdgeStore with ``add_documents`` (encoding, BM25, upsert).
+   written into a fresh EdgeStore with the defaults (float32, BM25) by ``add_documents`` (encoding, BM25, upsert).
    Repeats are interleaved, each store write into a fresh folder.
-2. Search at scale: ``--docs`` synthetic documents bulk-loaded through the engine into two stores,
-   48 dims (the model's) and zero-padded to 64. Token counts per document are drawn from the exact
+2. Search at scale: ``--docs`` synthetic documents bulk-loaded through the engine into one store per
+   ``--layouts`` entry (default float16-64, the former default, and float32-64, the current one: how the
+   token vectors are stored, zero-padded to that width). Token counts per document are drawn from the exact
    number of vectors the model keeps for real SciFact documents (tokenizer only: truncation at the
    document length and the punctuation skiplist applied); vectors are random normal, rows
    L2-normalised; texts for BM25 sample SciFact's words by their corpus frequency (Zipf-like).
-   Real SciFact queries encoded by the model are timed, interleaved per query, as:
+   The stores are searched with the ONNX query encoder (int8 unless ``--query-quantize fp32``). Real
+   SciFact queries are timed, interleaved per query in a rotating order, as:
+     encode        the query encoding alone
      bm25          the BM25 prefetch alone (engine query, ids only)
-     engine-48     EdgeShard.query: BM25 prefetch + MaxSim in one engine query, pre-encoded query
-     engine-64     the same on the 64-dim store
-     search-48     EdgeStore.search end to end (query encoding, BM25 query embedding, payloads)
-     search-64     the same on the 64-dim store (the default: padded to a multiple of 32)
+     engine-L      EdgeShard.query on layout L: BM25 prefetch + MaxSim in one engine query, pre-encoded query
+     search-L      EdgeStore.search on layout L end to end (query encoding, BM25 stage, MaxSim, payloads)
      numpy-maxsim  edgecolbert.scoring.maxsim over the same candidates' float vectors held in RAM
-     numpy-total   bm25 + gathering those vectors + maxsim + top 10
-     first-stage-NAME  with ``--first-stages``: EdgeStore.search on the 64-dim store with that first stage
-                   (bm25, muvera, hybrid-muvera; the MUVERA stages build that store with the default
+     numpy-total   engine-L's work with numpy doing the MaxSim: the bm25 query + gathering the candidates'
+                   vectors + maxsim + top 10
+     floor         what search-L does with numpy in place of the engine's MaxSim: query encoding, the same
+                   BM25 candidate ids, numpy MaxSim over their vectors held in RAM, top 10, their payloads
+     first-stage-NAME  with ``--first-stages``: EdgeStore.search on the last layout's store with that first
+                   stage (bm25, muvera, hybrid-muvera; the MUVERA stages build that store with the default
                    FdeParams vector, written with each point)
-   Engine timings return ids and scores only; search-48 also returns payloads. The numpy side holds
-   the vectors as float32 unless memory is short (``--numpy-dtype``; float16 is cast when gathered).
-   At 100,000 documents expect about 7 GB of disk for the two stores and 12-15 GB of resident memory.
+   Ratios per layout, p50 and p99: search-L / floor and engine-L / numpy-total; top-10 ids and scores
+   of every layout are checked against the first layout and against numpy. The numpy side holds the
+   vectors as float32 unless memory is short (``--numpy-dtype``; float16 is cast when gathered) and
+   runs with one BLAS thread (``--numpy-threads``). At 100,000 documents the two default stores keep
+   about 9 GB of disk and need about 22 GB free while they are built (the float32 store's merge writes
+   its segments beside the old ones); resident memory reaches 12-15 GB, 5 GB of it anonymous (the numpy
+   copy), the rest the stores' mapped files.
 
     python benchmarks/store_search_and_indexing.py --docs 100000 --keep /tmp/edgecolbert-bench/stores
     python benchmarks/store_search_and_indexing.py --docs 3000 --index-docs 60 --queries 20  # quick look
     python benchmarks/store_search_and_indexing.py --first-stages bm25 muvera hybrid-muvera  # + first stages
+    python benchmarks/store_search_and_indexing.py --index-docs 0 --layouts float16-64 float32-64 float32-48 \
+        float32-64-int8  # search only, more layouts
 """
 
 from __future__ import annotations
@@ -66,13 +76,13 @@ from edgecolbert.store import EdgeStore, StoreDocument
 from edgecolbert.store.base import _resolve
 from edgecolbert.store.engine import PreparedPoint
 from edgecolbert.store.muvera_stage import document_encodings
+from edgecolbert.store.ranking import first_stage_top
 from edgecolbert.store.schema import BM25, COLBERT, model_identity
 from edgecolbert.store.stages import EVAL_FIRST_STAGES, MUVERA_STAGES
 
 TOP_K = 10
 STORE_BATCH = 256  # add_documents' default batch size
 WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-CONTENDERS = ("bm25", "engine-48", "engine-64", "search-48", "search-64", "numpy-maxsim", "numpy-total")
 
 # --------------------------------------------------------------------------- inputs
 
@@ -87,8 +97,8 @@ def load_search_queries(n: int) -> list[str]:
 
 
 def log(message: str) -> None:
-    rss = _status_gb("VmRSS")
-    memory = "" if rss is None else f" (RSS {rss:.1f} GB)"
+    rss, anon = _status_gb("VmRSS"), _status_gb("RssAnon")
+    memory = "" if rss is None else f" (RSS {rss:.1f} GB, {anon or 0.0:.1f} GB of it anonymous)"
     print(f"[{time.strftime('%H:%M:%S')}] {message}{memory}", file=sys.stderr, flush=True)
 
 
@@ -170,7 +180,7 @@ def indexing(model: ColBERT, docs: list[Document], repeats: int, workdir: Path) 
 
     def store(items: list[StoreDocument]) -> float:
         folder = workdir / f"index-{next(fresh)}"
-        edge_store = EdgeStore(folder, model)  # float16, BM25 on: the defaults
+        edge_store = EdgeStore(folder, model)  # the defaults: float32, BM25 on
         try:
             start = time.perf_counter()
             report = edge_store.add_documents(items, batch_size=STORE_BATCH)
@@ -288,18 +298,54 @@ class SyntheticCorpus:
         return MultiVectors(np.asarray(self.vectors[rows], dtype=np.float32), offsets)
 
 
-def store_folder(root: Path, n_docs: int, size: int, seed: int) -> Path:
-    return root / f"synthetic-{n_docs}docs-{size}dims-seed{seed}"
+@dataclass(frozen=True)
+class Layout:
+    """How a store keeps its token vectors: ``DATATYPE-SIZE`` or ``DATATYPE-SIZE-int8`` on the command line."""
+
+    datatype: str
+    size: int
+    quantization: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Layout:
+        parts = text.split("-")
+        if len(parts) not in (2, 3) or parts[0] not in ("float32", "float16") or not parts[1].isdigit():
+            raise argparse.ArgumentTypeError(
+                f"a layout is DATATYPE-SIZE[-int8] (float16-64, float32-64-int8); got {text}"
+            )
+        if len(parts) == 3 and parts[2] != "int8":
+            raise argparse.ArgumentTypeError(f"the only quantization is int8; got {text}")
+        return cls(parts[0], int(parts[1]), parts[2] if len(parts) == 3 else None)
+
+    @property
+    def name(self) -> str:
+        return f"{self.datatype}-{self.size}" + (f"-{self.quantization}" if self.quantization else "")
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes per stored token vector, the int8 copy included."""
+        width = 4 if self.datatype == "float32" else 2
+        return self.size * (width + (1 if self.quantization else 0))
+
+
+def store_folder(root: Path, n_docs: int, layout: Layout, seed: int) -> Path:
+    return root / f"synthetic-{n_docs}docs-{layout.name}-seed{seed}"
 
 
 def open_or_build(
-    folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, batch: int, keep: bool, muvera: bool = False
+    folder: Path,
+    model: ColBERT,
+    corpus: SyntheticCorpus,
+    layout: Layout,
+    batch: int,
+    keep: bool,
+    muvera: bool = False,
 ) -> tuple[EdgeStore, dict[str, Any]]:
     """The store in ``folder``: reused when a finished build with the same inputs is there, else built."""
     marker = folder.with_name(folder.name + ".done.json")
     fingerprint = {
         "docs": len(corpus),
-        "vector_size": size,
+        "layout": layout.name,
         "seed": corpus.seed,
         "total_vectors": int(corpus.offsets[-1]),
         "model_identity": model_identity(model),
@@ -314,7 +360,7 @@ def open_or_build(
             return store, load
     marker.unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
-    load = bulk_load(folder, model, corpus, size, batch, muvera)
+    load = bulk_load(folder, model, corpus, layout, batch, muvera)
     if keep:
         marker.write_text(json.dumps({"fingerprint": fingerprint, "load": load}, indent=2) + "\n", encoding="utf-8")
     start = time.perf_counter()
@@ -323,10 +369,17 @@ def open_or_build(
 
 
 def bulk_load(
-    folder: Path, model: ColBERT, corpus: SyntheticCorpus, size: int, batch: int, muvera: bool = False
+    folder: Path, model: ColBERT, corpus: SyntheticCorpus, layout: Layout, batch: int, muvera: bool = False
 ) -> dict[str, Any]:
     """Upsert prepared points in batches, then merge segments; closed afterwards so the WAL is flushed."""
-    store = EdgeStore(folder, model, datatype="float16", vector_size=size, muvera=muvera)
+    store = EdgeStore(
+        folder,
+        model,
+        datatype=layout.datatype,  # type: ignore[arg-type]  # checked by Layout.parse
+        quantization=layout.quantization,  # type: ignore[arg-type]
+        vector_size=layout.size,
+        muvera=muvera,
+    )
     seconds = {"texts_bm25_payload": 0.0, "vectors": 0.0, "muvera": 0.0, "upsert": 0.0}
     started = time.perf_counter()
     texts = corpus.texts()
@@ -354,7 +407,7 @@ def bulk_load(
         seconds["upsert"] += time.perf_counter() - tick
         if time.perf_counter() - last_report > 30:
             last_report = time.perf_counter()
-            log(f"  {size}-dim store: {first + len(points)}/{len(corpus)} documents upserted")
+            log(f"  {layout.name} store: {first + len(points)}/{len(corpus)} documents upserted")
     tick = time.perf_counter()
     store.optimize()
     seconds["optimize"] = time.perf_counter() - tick
@@ -377,23 +430,24 @@ def bulk_load(
 @dataclass
 class PreparedQuery:
     text: str
-    vectors48: np.ndarray
-    vectors64: np.ndarray
+    vectors: np.ndarray  # the query model's output: what numpy scores with
+    stored: dict[str, np.ndarray]  # per layout: padded as that store sends them to the engine
     sparse: Any  # qdrant_edge.SparseVector
 
 
-def prepare_queries(queries: list[str], store48: EdgeStore, store64: EdgeStore) -> list[PreparedQuery]:
+def prepare_queries(queries: list[str], stores: dict[str, EdgeStore]) -> list[PreparedQuery]:
     import qdrant_edge as edge
 
+    any_store = next(iter(stores.values()))
     prepared = []
     for text in queries:
-        vectors = store48.model.encode_query(text)
-        sparse = store48._bm25.embed_query(text)
+        vectors = any_store.model.encode_query(text)
+        sparse = any_store._bm25.embed_query(text)
         prepared.append(
             PreparedQuery(
                 text=text,
-                vectors48=store48._storage_vectors(vectors),
-                vectors64=store64._storage_vectors(vectors),
+                vectors=vectors,
+                stored={name: store._storage_vectors(vectors) for name, store in stores.items()},
                 sparse=edge.SparseVector(list(sparse.indices), list(sparse.values)),
             )
         )
@@ -401,7 +455,7 @@ def prepare_queries(queries: list[str], store48: EdgeStore, store64: EdgeStore) 
 
 
 def engine_request(vectors: np.ndarray | None, sparse: Any, prefetch: int) -> Any:
-    """What EdgeStore.search sends, minus payloads; with no vectors, the BM25 prefetch alone."""
+    """One engine query: the BM25 prefetch and MaxSim over its candidates; with no vectors, the prefetch alone."""
     import qdrant_edge as edge
 
     bm25 = edge.Query.Nearest(sparse, using=BM25)
@@ -422,57 +476,72 @@ def numpy_top(query: np.ndarray, ids: np.ndarray, corpus: SyntheticCorpus) -> tu
     return ids[top], scores[top]
 
 
+def first_stage_ids(store: EdgeStore, text: str, vectors: np.ndarray, prefetch: int) -> np.ndarray:
+    """The candidates ``EdgeStore.search`` reranks: its BM25 stage with its tie-breaking cut."""
+    stages = store._first_stages(text, "bm25", None, vectors)
+    points = first_stage_top(store.engine, stages, prefetch, (), store.schema.metadata_key, with_payload=False)
+    return np.array([point.point_id for point in points], dtype=np.int64)
+
+
+def floor_search(store: EdgeStore, text: str, corpus: SyntheticCorpus, prefetch: int) -> list[dict[str, Any]]:
+    """EdgeStore.search's work with numpy doing the MaxSim: encode, BM25 candidates, numpy MaxSim, payloads."""
+    vectors = store.model.encode_query(text)
+    top, _ = numpy_top(vectors, first_stage_ids(store, text, vectors, prefetch), corpus)
+    found = store.engine.payloads([int(doc) for doc in top], None)
+    return [found[int(doc)] for doc in top]
+
+
 def search_latency(
     queries: list[PreparedQuery],
-    stores: dict[int, EdgeStore],
+    stores: dict[str, EdgeStore],
     corpus: SyntheticCorpus,
     prefetch: int,
     warmup: int,
     first_stages: Sequence[str] = (),
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Seconds per query per contender, interleaved per query with a rotating order."""
-    shard48, shard64 = stores[48].engine.shard, stores[64].engine.shard
-    store48 = stores[48]
+    reference = next(iter(stores.values()))
+    shard = reference.engine.shard
+    last = list(stores.values())[-1]
     candidates: list[int] = []
 
     def bm25_ids(q: PreparedQuery) -> np.ndarray:
-        return np.array([point.id for point in shard48.query(engine_request(None, q.sparse, prefetch))], np.int64)
+        return np.array([point.id for point in shard.query(engine_request(None, q.sparse, prefetch))], np.int64)
 
     def contenders(q: PreparedQuery) -> dict[str, Callable[[], object]]:
-        request48 = engine_request(q.vectors48, q.sparse, prefetch)
-        request64 = engine_request(q.vectors64, q.sparse, prefetch)
-        ids = bm25_ids(q)
+        ids = first_stage_ids(reference, q.text, q.vectors, prefetch)
         candidates.append(ids.size)
         gathered = corpus.gather(ids)  # outside the timing: numpy-maxsim times the kernel alone
-        return {
-            "bm25": lambda: shard48.query(engine_request(None, q.sparse, prefetch)),
-            "engine-48": lambda: shard48.query(request48),
-            "engine-64": lambda: shard64.query(request64),
-            "search-48": lambda: store48.search(q.text, top_k=TOP_K, prefetch_k=prefetch),
-            "search-64": lambda: stores[64].search(q.text, top_k=TOP_K, prefetch_k=prefetch),
-            "numpy-maxsim": lambda: maxsim(q.vectors48, gathered),
-            "numpy-total": lambda: numpy_top(q.vectors48, bm25_ids(q), corpus),
-            **{
-                f"first-stage-{stage}": partial(
-                    stores[64].search, q.text, top_k=TOP_K, prefetch_k=prefetch, first_stage=stage
-                )
-                for stage in first_stages
-            },
+        runs: dict[str, Callable[[], object]] = {
+            "encode": partial(reference.model.encode_query, q.text),
+            "bm25": partial(shard.query, engine_request(None, q.sparse, prefetch)),
+            "numpy-maxsim": partial(maxsim, q.vectors, gathered),
+            "numpy-total": lambda: numpy_top(q.vectors, bm25_ids(q), corpus),
+            "floor": partial(floor_search, reference, q.text, corpus, prefetch),
         }
+        for name, store in stores.items():
+            runs[f"engine-{name}"] = partial(
+                store.engine.shard.query, engine_request(q.stored[name], q.sparse, prefetch)
+            )
+            runs[f"search-{name}"] = partial(store.search, q.text, top_k=TOP_K, prefetch_k=prefetch)
+        for stage in first_stages:
+            runs[f"first-stage-{stage}"] = partial(
+                last.search, q.text, top_k=TOP_K, prefetch_k=prefetch, first_stage=stage
+            )
+        return runs
 
     for q in queries[:warmup]:
         for run in contenders(q).values():
             run()
     candidates.clear()
-    names = [*CONTENDERS, *(f"first-stage-{stage}" for stage in first_stages)]
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[float]] = {}
     for position, q in enumerate(queries):
         runs = list(contenders(q).items())
         shift = position % len(runs)
         for name, run in runs[shift:] + runs[:shift]:
             start = time.perf_counter()
             run()
-            times[name].append(time.perf_counter() - start)
+            times.setdefault(name, []).append(time.perf_counter() - start)
     counts = np.array(candidates)
     return times, {
         "mean": float(counts.mean()),
@@ -491,59 +560,96 @@ def latency_row(seconds: list[float]) -> dict[str, float]:
     }
 
 
+# float16 keeps 11 significant bits: a stored unit vector moves by at most 2**-11 in norm, so a MaxSim score
+# by at most the sum of the query vectors' norms times that, and two scores' order can flip within twice it.
+FLOAT16_STEP = 2.0**-11
+
+
 def consistency(
-    queries: list[PreparedQuery], stores: dict[int, EdgeStore], corpus: SyntheticCorpus, prefetch: int
+    queries: list[PreparedQuery], stores: dict[str, EdgeStore], corpus: SyntheticCorpus, prefetch: int
 ) -> dict[str, Any]:
-    """Top 10 of the 48-dim store, the padded one, EdgeStore.search and numpy on the same candidates."""
-    shard48, shard64 = stores[48].engine.shard, stores[64].engine.shard
-    rows = []
-    for q in queries:
-        hits48 = shard48.query(engine_request(q.vectors48, q.sparse, prefetch))
-        hits64 = shard64.query(engine_request(q.vectors64, q.sparse, prefetch))
-        search = stores[48].search(q.text, top_k=TOP_K, prefetch_k=prefetch)
-        ids = np.array([point.id for point in shard48.query(engine_request(None, q.sparse, prefetch))], np.int64)
-        numpy_ids, numpy_scores = numpy_top(q.vectors48, ids, corpus)
-        ids48 = [int(point.id) for point in hits48]
-        scores48 = np.array([point.score for point in hits48])
-        scores64 = np.array([point.score for point in hits64])
-        numpy_by_id = dict(zip(numpy_ids.tolist(), numpy_scores.tolist()))
-        diff64 = float(np.abs(scores48 - scores64).max()) if len(hits64) == len(hits48) and hits48 else None
-        shared = [position for position, doc in enumerate(ids48) if doc in numpy_by_id]
-        rows.append(
-            {
-                "same_ids_48_64": ids48 == [int(point.id) for point in hits64],
-                "max_score_diff_48_64": diff64,
-                "same_ids_search": ids48 == [int(hit.id) for hit in search],
-                "same_ids_numpy": ids48 == numpy_ids.tolist(),
-                "overlap_numpy": len(shared),
-                "max_score_diff_numpy": max((abs(scores48[i] - numpy_by_id[ids48[i]]) for i in shared), default=None),
-                "top_score": float(scores48[0]) if len(scores48) else None,
-            }
-        )
-    top_scores = [row["top_score"] for row in rows if row["top_score"] is not None]
+    """Each layout's EdgeStore.search top 10 against the first layout's and against numpy on the same candidates.
+
+    Score differences between layouts are rounding of the stored vectors; against numpy, the numpy side's
+    float32 (or float16) copy of the same values. Where a top 10 differs from the first layout's, the order
+    gap says by how much: the largest difference of the first layout's scores between two documents it
+    orders the other way round (or one it keeps and one it does not); a query whose gap exceeds twice its
+    float16 rounding bound changed beyond rounding.
+    """
+    reference_name, reference = next(iter(stores.items()))
+    per_layout: dict[str, dict[str, Any]] = {}
+    for name, store in stores.items():
+        same_reference = same_numpy = beyond_rounding = 0
+        diff_reference = diff_numpy = order_gap_max = 0.0
+        min_overlap = TOP_K
+        for q in queries:
+            ids = [int(hit.id) for hit in store.search(q.text, top_k=TOP_K, prefetch_k=prefetch)]
+            base_ids = [int(hit.id) for hit in reference.search(q.text, top_k=TOP_K, prefetch_k=prefetch)]
+            union = [str(doc) for doc in dict.fromkeys(ids + base_ids)]
+            scores = {int(hit.id): hit.score for hit in store.rerank(q.text, union, query_vectors=q.vectors)}
+            base = {int(hit.id): hit.score for hit in reference.rerank(q.text, union, query_vectors=q.vectors)}
+            numpy_ids, numpy_scores = numpy_top(
+                q.vectors, first_stage_ids(reference, q.text, q.vectors, prefetch), corpus
+            )
+            same_reference += ids == base_ids
+            same_numpy += ids == numpy_ids.tolist()
+            min_overlap = min(min_overlap, len(set(ids) & set(numpy_ids.tolist())))
+            diff_reference = max([diff_reference, *(abs(scores[doc] - base[doc]) for doc in scores)])
+            by_numpy = dict(zip(numpy_ids.tolist(), numpy_scores.tolist()))
+            diff_numpy = max([diff_numpy, *(abs(scores[doc] - by_numpy[doc]) for doc in ids if doc in by_numpy)])
+            gap = order_gap(ids, base_ids, base)
+            order_gap_max = max(order_gap_max, gap)
+            bound = float(np.linalg.norm(q.vectors, axis=1).sum()) * FLOAT16_STEP
+            beyond_rounding += gap > 2 * bound
+        per_layout[name] = {
+            f"same_ids_{reference_name}": same_reference,
+            f"max_score_diff_{reference_name}": diff_reference,
+            f"max_order_gap_{reference_name}": order_gap_max,
+            f"beyond_rounding_{reference_name}": beyond_rounding,
+            "same_ids_numpy": same_numpy,
+            "min_overlap_numpy": min_overlap,
+            "max_score_diff_numpy": diff_numpy,
+        }
+    bounds = [float(np.linalg.norm(q.vectors, axis=1).sum()) * FLOAT16_STEP for q in queries]
     return {
-        "queries": len(rows),
-        "same_ids_48_64": sum(row["same_ids_48_64"] for row in rows),
-        "max_score_diff_48_64": max((row["max_score_diff_48_64"] or 0.0) for row in rows),
-        "same_ids_search": sum(row["same_ids_search"] for row in rows),
-        "same_ids_numpy": sum(row["same_ids_numpy"] for row in rows),
-        "min_overlap_numpy": min(row["overlap_numpy"] for row in rows),
-        "max_score_diff_numpy": max((row["max_score_diff_numpy"] or 0.0) for row in rows),
-        "top_score_range": [min(top_scores, default=0.0), max(top_scores, default=0.0)],
-        "per_query": rows,
+        "queries": len(queries),
+        "reference": reference_name,
+        "float16_score_bound": [min(bounds), max(bounds)],
+        "layouts": per_layout,
     }
 
 
-def ratios(rows: dict[str, dict[str, float]]) -> dict[str, float]:
-    p50 = {name: row["p50_ms"] for name, row in rows.items()}
-    return {
-        "engine64_over_engine48": p50["engine-64"] / p50["engine-48"],
-        "engine48_over_numpy_total": p50["engine-48"] / p50["numpy-total"],
-        "engine48_over_numpy_maxsim": p50["engine-48"] / p50["numpy-maxsim"],
-        "engine48_minus_bm25_over_numpy_maxsim": (p50["engine-48"] - p50["bm25"]) / p50["numpy-maxsim"],
-        "search48_over_engine48": p50["search-48"] / p50["engine-48"],
-        "search64_over_search48": p50["search-64"] / p50["search-48"],
-    }
+def order_gap(ranking: list[int], reference_ranking: list[int], reference_scores: dict[int, float]) -> float:
+    """The largest reference-score difference ``ranking`` contradicts (0: the reference's own ranking)."""
+    gap = 0.0
+    for position, earlier in enumerate(ranking):
+        for later in ranking[position + 1 :]:
+            gap = max(gap, reference_scores[later] - reference_scores[earlier])
+    kept, added = set(reference_ranking) - set(ranking), set(ranking) - set(reference_ranking)
+    for dropped in kept:
+        for extra in added:
+            gap = max(gap, reference_scores[dropped] - reference_scores[extra])
+    return gap
+
+
+def ratios(rows: dict[str, dict[str, float]], layouts: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per layout and percentile: search over the floor (like for like), engine over numpy, and the MaxSim alone."""
+    out: dict[str, dict[str, float]] = {}
+    for name in layouts:
+        for pct in ("p50", "p99"):
+            value = {contender: row[f"{pct}_ms"] for contender, row in rows.items()}
+            out.setdefault(name, {}).update(
+                {
+                    f"search_over_floor_{pct}": value[f"search-{name}"] / value["floor"],
+                    f"engine_over_numpy_total_{pct}": value[f"engine-{name}"] / value["numpy-total"],
+                }
+            )
+        p50 = {contender: row["p50_ms"] for contender, row in rows.items()}
+        out[name]["engine_minus_bm25_over_numpy_maxsim_p50"] = (p50[f"engine-{name}"] - p50["bm25"]) / p50[
+            "numpy-maxsim"
+        ]
+        out[name]["search_over_first_layout_p50"] = p50[f"search-{name}"] / p50[f"search-{layouts[0]}"]
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -553,34 +659,33 @@ def print_report(report: dict[str, Any]) -> None:
     m, s = report["machine"], report["settings"]
     print(
         f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['memory_gb']:.0f} GB, torch {m['torch']} "
-        f"with {m['torch_threads']} threads, qdrant-edge {m['qdrant_edge']}"
+        f"with {m['torch_threads']} threads, qdrant-edge {m['qdrant_edge']}; load average at the start "
+        f"{report['load_average']['start']}, at the end {report['load_average']['end']}"
     )
     foreign = report["foreign_cpu_share"]
-    if foreign["indexing"] is not None:
-        print(
-            f"other processes used {foreign['indexing']:.0%} (indexing) and {foreign['search']:.0%} (search) "
-            "of all CPU time while timing"
-        )
-    print(f"checkpoint: {s['checkpoint']}; peak RSS {report['peak_rss_gb']:.1f} GB")
+    shares = ", ".join(f"{share:.0%} ({what})" for what, share in foreign.items() if share is not None)
+    if shares:
+        print(f"other processes used {shares} of all CPU time while timing")
+    print(f"checkpoint: {s['checkpoint']}; peak RSS {report['peak_rss_gb']:.1f} GB; took {report['total_s']:.0f} s")
     if m["thread_pools"]:
         print("thread pools: " + "; ".join(m["thread_pools"]))
 
-    ix = report["indexing"]
-    print()
-    print(
-        f"1. indexing {ix['docs']} SciFact documents ({ix['mean_doc_tokens']:.0f} tokens on average, "
-        f"{ix['truncated_docs']} truncated), {s['repeats']} interleaved repeats, encode batch 16"
-    )
-    print(f"{'contender':<12} {'median docs/s':>14} {'min-max':>15}")
-    labels = {"bare": "bare", "bare-batched": "bare-batched", "store": "store"}
-    for name, row in ix["docs_per_s"].items():
-        spread = f"{min(row['runs']):.1f}-{max(row['runs']):.1f}"
-        print(f"{labels[name]:<12} {row['median']:>14.1f} {spread:>15}")
-    print(
-        f"store/bare {ix['store_over_bare']:.3f} (goal >= 0.9); store/bare-batched "
-        f"{ix['store_over_bare_batched']:.3f}; "
-        f"bare-batched/bare {ix['bare_batched_over_bare']:.3f}"
-    )
+    ix = report.get("indexing")
+    if ix is not None:
+        print()
+        print(
+            f"1. indexing {ix['docs']} SciFact documents ({ix['mean_doc_tokens']:.0f} tokens on average, "
+            f"{ix['truncated_docs']} truncated), {s['repeats']} interleaved repeats, encode batch 16, torch"
+        )
+        print(f"{'contender':<12} {'median docs/s':>14} {'min-max':>15}")
+        for name, row in ix["docs_per_s"].items():
+            spread = f"{min(row['runs']):.1f}-{max(row['runs']):.1f}"
+            print(f"{name:<12} {row['median']:>14.1f} {spread:>15}")
+        print(
+            f"store/bare {ix['store_over_bare']:.3f} (goal >= 0.9); store/bare-batched "
+            f"{ix['store_over_bare_batched']:.3f}; "
+            f"bare-batched/bare {ix['bare_batched_over_bare']:.3f}"
+        )
 
     syn = report["synthetic"]
     print()
@@ -591,17 +696,20 @@ def print_report(report: dict[str, Any]) -> None:
         f"{syn['words_per_doc_mean']:.0f} words each from a {syn['vocabulary']:,}-word vocabulary; "
         f"numpy side holds {syn['numpy_dtype']} ({syn['numpy_gb']:.1f} GB), generated in {syn['generate_s']:.1f} s"
     )
-    for size, load in report["stores"].items():
+    for name, load in report["stores"].items():
         sec = load["seconds"]
         how = "reused" if load["reused"] else "built"
         print(
-            f"   {size}-dim float16 store {how}: load {load['total_s']:.1f} s ({load['docs_per_s']:.0f} docs/s; "
+            f"   {name} store {how}: load {load['total_s']:.1f} s ({load['docs_per_s']:.0f} docs/s; "
             f"texts+bm25+payload {sec['texts_bm25_payload']:.1f}, vectors {sec['vectors']:.1f}, "
             f"muvera {sec.get('muvera', 0.0):.1f}, upsert {sec['upsert']:.1f}, "
             f"optimize {sec['optimize']:.1f}, close {sec['close']:.1f} s), "
             f"{load['disk_gb']:.2f} GB on disk, {load['segments']} segments, reopened in {load['open_s']:.1f} s"
         )
-    print(f"   {s['queries']} SciFact queries, top {TOP_K}, after {s['warmup']} warm-up queries; latency in ms")
+    print(
+        f"   {s['queries']} SciFact queries encoded by {s['query_encoder']}, top {TOP_K}, after {s['warmup']} warm-up "
+        f"queries; numpy BLAS threads {s['numpy_blas_threads']}; latency in ms"
+    )
     width = max(len(name) for block in report["search"].values() for name in block["latency"])
     print(f"{'prefetch':>8} {'contender':<{width}} {'p50':>8} {'p99':>8} {'mean':>8} {'min':>8}")
     for prefetch, block in report["search"].items():
@@ -610,27 +718,33 @@ def print_report(report: dict[str, Any]) -> None:
                 f"{prefetch:>8} {name:<{width}} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['mean_ms']:>8.2f} "
                 f"{row['min_ms']:>8.2f}"
             )
-        c, r = block["candidates"], block["ratios"]
+        c = block["candidates"]
         print(
             f"{'':>8} BM25 candidates per query: mean {c['mean']:.0f}, min {c['min']} "
             f"({c['short_of_prefetch']} queries short of {prefetch})"
         )
-        print(
-            f"{'':>8} p50 ratios: engine 64-dim/48-dim {r['engine64_over_engine48']:.2f}; "
-            f"engine/numpy-total {r['engine48_over_numpy_total']:.2f}; "
-            f"engine/numpy-maxsim {r['engine48_over_numpy_maxsim']:.2f} "
-            f"((engine - bm25)/numpy-maxsim {r['engine48_minus_bm25_over_numpy_maxsim']:.2f}); "
-            f"search/engine {r['search48_over_engine48']:.2f}; search 64-dim/48-dim {r['search64_over_search48']:.2f}"
-        )
+        for name, r in block["ratios"].items():
+            print(
+                f"{'':>8} {name}: search/floor p50 {r['search_over_floor_p50']:.2f}, "
+                f"p99 {r['search_over_floor_p99']:.2f}; "
+                f"engine/numpy-total p50 {r['engine_over_numpy_total_p50']:.2f}, "
+                f"p99 {r['engine_over_numpy_total_p99']:.2f}; "
+                f"(engine - bm25)/numpy-maxsim p50 {r['engine_minus_bm25_over_numpy_maxsim_p50']:.2f}; "
+                f"search p50 over {s['layouts'][0]}'s {r['search_over_first_layout_p50']:.2f}"
+            )
         k = block["consistency"]
-        print(
-            f"{'':>8} top-{TOP_K} check on {k['queries']} queries: 48 vs 64 same ids {k['same_ids_48_64']}/"
-            f"{k['queries']} (max score diff {k['max_score_diff_48_64']:.2e}); search vs engine same ids "
-            f"{k['same_ids_search']}/{k['queries']}; numpy ({syn['numpy_dtype']} held) same ids "
-            f"{k['same_ids_numpy']}/{k['queries']}, "
-            f"min overlap {k['min_overlap_numpy']}, max score diff {k['max_score_diff_numpy']:.2e} "
-            f"(top scores {k['top_score_range'][0]:.2f}-{k['top_score_range'][1]:.2f})"
-        )
+        ref = k["reference"]
+        low, high = k["float16_score_bound"]
+        print(f"{'':>8} float16 rounding bound per score on these queries: {low:.2e}-{high:.2e}")
+        for name, row in k["layouts"].items():
+            print(
+                f"{'':>8} top-{TOP_K} of {name} on {k['queries']} queries: same ids as {ref} "
+                f"{row[f'same_ids_{ref}']}/{k['queries']} (max score diff {row[f'max_score_diff_{ref}']:.2e}, "
+                f"max order gap {row[f'max_order_gap_{ref}']:.2e}, {row[f'beyond_rounding_{ref}']} beyond "
+                "rounding); "
+                f"as numpy ({syn['numpy_dtype']} held) {row['same_ids_numpy']}/{k['queries']}, min overlap "
+                f"{row['min_overlap_numpy']}, max score diff {row['max_score_diff_numpy']:.2e}"
+            )
 
 
 # --------------------------------------------------------------------------- main
@@ -639,14 +753,41 @@ def print_report(report: dict[str, Any]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=100_000, help="synthetic documents per store (default 100000)")
-    parser.add_argument("--index-docs", type=int, default=600, help="SciFact documents to index (default 600)")
+    parser.add_argument(
+        "--index-docs", type=int, default=600, help="SciFact documents to index (default 600; 0 skips section 1)"
+    )
     parser.add_argument("--queries", type=int, default=200, help="SciFact queries to time (default 200)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved indexing repeats (default 3)")
     parser.add_argument("--prefetch", type=int, nargs="+", default=[100, 500], help="prefetch sizes (100 500)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up queries per prefetch (default 10)")
-    parser.add_argument("--check-queries", type=int, default=5, help="queries for the top-10 check (default 5)")
+    parser.add_argument("--check-queries", type=int, default=20, help="queries for the top-10 check (default 20)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--model", type=Path, help="checkpoint folder (default: a random-weight 17m-shaped one)")
+    parser.add_argument(
+        "--layouts",
+        type=Layout.parse,
+        nargs="+",
+        default=[Layout("float16", 64), Layout("float32", 64)],
+        help="one store per layout, DATATYPE-SIZE[-int8]; the first is the reference of the top-10 check "
+        "(default: float16-64 float32-64, the former and the current default)",
+    )
+    parser.add_argument(
+        "--query-backend", choices=("onnx", "torch"), default="onnx", help="query encoder of section 2 (onnx)"
+    )
+    parser.add_argument(
+        "--query-quantize",
+        choices=("int8", "fp32"),
+        default="int8",
+        help="ONNX query encoder weights (int8: the fastest single query on CPU; the stored vectors are synthetic, "
+        "so it changes no comparison)",
+    )
+    parser.add_argument(
+        "--numpy-threads",
+        type=int,
+        default=1,
+        help="BLAS threads for the numpy side while searching (default 1: with two, interleaved with the engine's "
+        "search threads on two cores, numpy MaxSim ran up to 30x slower in a probe)",
+    )
     parser.add_argument("--keep", type=Path, help="keep the synthetic stores here and reuse them on later runs")
     parser.add_argument("--load-batch", type=int, default=512, help="points per upsert in the bulk load (512)")
     parser.add_argument("--seed", type=int, default=0)
@@ -655,70 +796,104 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         default=[],
         choices=EVAL_FIRST_STAGES,
-        help="also time EdgeStore.search on the 64-dim store with these first stages (MUVERA ones add its vector)",
+        help="also time EdgeStore.search on the last layout's store with these first stages (MUVERA ones add its "
+        "vector to that store)",
     )
     parser.add_argument(
         "--numpy-dtype",
         choices=("auto", "float32", "float16"),
         default="auto",
-        help="how the numpy side holds the synthetic vectors; auto: float32 unless it and the two stores would "
+        help="how the numpy side holds the synthetic vectors; auto: float32 unless it and the open stores would "
         "exceed 70%% of available memory (float16 candidates are cast to float32 when gathered)",
     )
     parser.add_argument(
         "--json", type=Path, default=BENCH_ROOT / "store_search_and_indexing.json", help="report file (%(default)s)"
     )
     args = parser.parse_args(argv)
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
-    for name in ("docs", "index_docs", "queries", "repeats", "check_queries", "load_batch", "threads"):
+    if args.warmup < 0 or args.index_docs < 0:
+        parser.error("--warmup and --index-docs must not be negative")
+    for name in ("docs", "queries", "repeats", "check_queries", "load_batch", "threads", "numpy_threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if min(args.prefetch) < TOP_K:
         parser.error(f"--prefetch sizes must be at least {TOP_K}")
+    if len({layout.name for layout in args.layouts}) != len(args.layouts):
+        parser.error("--layouts must not repeat a layout")
     return args
 
 
-def numpy_dtype(choice: str, total_vectors: int, dim: int) -> str:
-    """float32 unless it and both open stores would take more than 70% of the available memory.
+# Resident memory of an open store per byte of its stored vectors: 1.05 measured at 30,000 documents with
+# two stores open, nearly all of it the engine's mapped segment files (file-backed, but evicting them would
+# turn searches into disk reads).
+STORE_RSS_PER_BYTE = 1.1
 
-    An open store measured about 2.5 times its float16 vectors in resident memory.
-    """
+
+def numpy_dtype(choice: str, total_vectors: int, dim: int, layouts: Sequence[Layout]) -> str:
+    """float32 unless it and the open stores would take more than 70% of the available memory."""
     if choice != "auto":
         return choice
     available = _meminfo_gb("MemAvailable")
-    stores = total_vectors * (dim + 64) * 2 * 2.5 / 2**30
+    stores = total_vectors * sum(layout.stored_bytes for layout in layouts) * STORE_RSS_PER_BYTE / 2**30
     needed = total_vectors * dim * 4 / 2**30 + stores
     return "float32" if available is None or needed < 0.7 * available else "float16"
+
+
+def load_query_model(args: argparse.Namespace, path: Path, torch_model: ColBERT) -> ColBERT:
+    if args.query_backend == "torch":
+        return torch_model
+    quantize = None if args.query_quantize == "fp32" else args.query_quantize
+    return ColBERT.from_pretrained(path, backend="onnx", quantize=quantize)
+
+
+def blas_limit(threads: int) -> Any:
+    """Limit numpy's BLAS pool for the search section (a no-op without threadpoolctl, reported as such)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     require_shared()
     prepare_run(args.threads)
+    started = time.perf_counter()
+    report: dict[str, Any] = {"machine": machine_info(args.threads), "load_average": {"start": load_average()}}
 
     path = args.model if args.model is not None else cached_checkpoint("17m")
     model = ColBERT.from_pretrained(path, device="cpu")
-    if model.dim > 64:
-        sys.exit(f"error: the model has {model.dim} dimensions; this benchmark pads to 64")
+    if model.dim > min(layout.size for layout in args.layouts):
+        sys.exit(f"error: the model has {model.dim} dimensions; every layout's size must be at least that")
     real_docs = list(iter_corpus(SCIFACT))
     queries = load_search_queries(args.queries)
     workdir = Path(tempfile.mkdtemp(prefix="edgecolbert-store-bench-"))
     store_root = args.keep if args.keep is not None else workdir
     store_root.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"machine": machine_info(args.threads)}
-    stores: dict[int, EdgeStore] = {}
+    stores: dict[str, EdgeStore] = {}
+    foreign: dict[str, float | None] = {}
     try:
-        log(f"1. indexing {min(args.index_docs, len(real_docs))} SciFact documents, {args.repeats} repeats")
-        with ForeignCpu() as foreign_indexing:
-            report["indexing"] = indexing(model, real_docs[: args.index_docs], args.repeats, workdir)
+        if args.index_docs:
+            log(f"1. indexing {min(args.index_docs, len(real_docs))} SciFact documents, {args.repeats} repeats")
+            with ForeignCpu() as foreign_indexing:
+                report["indexing"] = indexing(model, real_docs[: args.index_docs], args.repeats, workdir)
+            foreign["indexing"] = foreign_indexing.share
 
         log(f"2. synthetic corpus of {args.docs} documents")
+        query_model = load_query_model(args, path, model)
         stats = corpus_stats(model, real_docs)
         start = time.perf_counter()
         lengths_probe = stats.kept_vectors[
             np.random.default_rng([args.seed, 0]).integers(0, stats.kept_vectors.size, size=args.docs)
         ]
-        dtype = numpy_dtype(args.numpy_dtype, int(lengths_probe.sum()), model.dim)
+        dtype = numpy_dtype(args.numpy_dtype, int(lengths_probe.sum()), model.dim, args.layouts)
         corpus = SyntheticCorpus.generate(stats, args.docs, model.dim, args.seed, dtype)
         generate_s = time.perf_counter() - start
         lengths = np.diff(corpus.offsets)
@@ -740,43 +915,58 @@ def main(argv: list[str] | None = None) -> None:
             "generate_s": generate_s,
         }
         report["stores"] = {}
-        for size in (48, 64):
-            folder = store_folder(store_root, args.docs, size, args.seed)
-            log(f"   {size}-dim store in {folder}")
-            muvera = size == 64 and any(stage in MUVERA_STAGES for stage in args.first_stages)
-            stores[size], report["stores"][size] = open_or_build(
-                folder, model, corpus, size, args.load_batch, args.keep is not None, muvera
-            )
-            report["stores"][size]["segments"] = stores[size].engine.shard.info().segments_count
-            log(f"   {size}-dim store ready")
-            if stores[size].count() != args.docs:
-                raise RuntimeError(f"{folder} holds {stores[size].count()} documents, expected {args.docs}")
+        for position, layout in enumerate(args.layouts):
+            folder = store_folder(store_root, args.docs, layout, args.seed)
+            log(f"   {layout.name} store in {folder}")
+            muvera = position == len(args.layouts) - 1 and any(stage in MUVERA_STAGES for stage in args.first_stages)
+            store, load = open_or_build(folder, model, corpus, layout, args.load_batch, args.keep is not None, muvera)
+            store.close()  # built with the torch model; searched with the query model
+            start = time.perf_counter()
+            stores[layout.name] = EdgeStore(folder, query_model)
+            load["open_s"] = time.perf_counter() - start
+            load["segments"] = stores[layout.name].engine.shard.info().segments_count
+            report["stores"][layout.name] = load
+            log(f"   {layout.name} store ready")
+            if stores[layout.name].count() != args.docs:
+                raise RuntimeError(f"{folder} holds {stores[layout.name].count()} documents, expected {args.docs}")
 
         log(f"   timing {len(queries)} queries at prefetch {args.prefetch}")
-        prepared = prepare_queries(queries, stores[48], stores[64])
+        names = [layout.name for layout in args.layouts]
         report["search"] = {}
-        with ForeignCpu() as foreign_search:
-            for prefetch in args.prefetch:
-                times, candidates = search_latency(prepared, stores, corpus, prefetch, args.warmup, args.first_stages)
-                latency = {name: latency_row(seconds) for name, seconds in times.items()}
-                report["search"][prefetch] = {
-                    "latency": latency,
-                    "candidates": candidates,
-                    "ratios": ratios(latency),
-                    "consistency": consistency(prepared[: args.check_queries], stores, corpus, prefetch),
-                }
-                log(f"   prefetch {prefetch} done")
-        report["foreign_cpu_share"] = {"indexing": foreign_indexing.share, "search": foreign_search.share}
+        limit = blas_limit(args.numpy_threads)
+        try:
+            prepared = prepare_queries(queries, stores)
+            with ForeignCpu() as foreign_search:
+                for prefetch in args.prefetch:
+                    times, candidates = search_latency(
+                        prepared, stores, corpus, prefetch, args.warmup, args.first_stages
+                    )
+                    latency = {name: latency_row(seconds) for name, seconds in times.items()}
+                    report["search"][prefetch] = {
+                        "latency": latency,
+                        "candidates": candidates,
+                        "ratios": ratios(latency, names),
+                        "consistency": consistency(prepared[: args.check_queries], stores, corpus, prefetch),
+                    }
+                    log(f"   prefetch {prefetch} done")
+        finally:
+            if limit is not None:
+                limit.unregister()
+        foreign["search"] = foreign_search.share
+        report["foreign_cpu_share"] = foreign
         report["peak_rss_gb"] = peak_rss_gb()
         report["settings"] = {
             "checkpoint": str(path),
             "model_dim": model.dim,
             "document_length": model.document_length,
-            "index_docs": report["indexing"]["docs"],
+            "index_docs": report["indexing"]["docs"] if "indexing" in report else 0,
             "repeats": args.repeats,
             "docs": args.docs,
+            "layouts": names,
+            "query_encoder": args.query_backend + (f" {args.query_quantize}" if args.query_backend == "onnx" else ""),
+            "numpy_blas_threads": args.numpy_threads if limit is not None else "not limited (no threadpoolctl)",
             "queries": len(queries),
-            "mean_query_vectors": float(np.mean([q.vectors48.shape[0] for q in prepared])),
+            "mean_query_vectors": float(np.mean([q.vectors.shape[0] for q in prepared])),
             "prefetch": args.prefetch,
             "warmup": min(args.warmup, len(queries)),
             "top_k": TOP_K,
@@ -784,12 +974,17 @@ def main(argv: list[str] | None = None) -> None:
             "seed": args.seed,
             "first_stages": args.first_stages,
             "keep": None if args.keep is None else str(args.keep),
-            "engine_timings": "EdgeShard.query with pre-encoded query vectors and BM25 query, ids and scores only",
+            "engine_timings": "EdgeShard.query: BM25 prefetch + MaxSim in one engine query, pre-encoded query, "
+            "ids and scores only",
+            "floor": "query encoding + EdgeStore's BM25 first stage (same candidate ids as search) + numpy MaxSim "
+            "over the candidates' vectors held in memory + top 10 + their payloads",
         }
     finally:
         for store in stores.values():
             store.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    report["load_average"]["end"] = load_average()
+    report["total_s"] = time.perf_counter() - started
     print_report(report)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -530,6 +530,27 @@ def test_a_write_that_would_fill_the_disk_is_refused_whole(
         assert [hit.metadata for hit in reopened.get(["a", "b"])] == [{"n": 1}, {"n": 2}]
 
 
+def test_optimize_asks_for_the_size_of_its_segments_once(
+    tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Merging writes new segments beside the old ones; asking for four times their size refused 100,000
+    documents' merge (10 GB of segments) on a disk with 33 GB free."""
+    import edgecolbert.store.edge as edge_module
+
+    folder = tmp_path / "store"
+    with EdgeStore(folder, model) as store:
+        store.add([f"document {i} about rivers" for i in range(40)], ids=[f"d{i}" for i in range(40)])
+        stored = edge_module._stored_bytes(folder / edge_module.SHARD_DIR)
+        _disk_with(monkeypatch, 2 * stored + edge_module.DISK_MARGIN_BYTES)
+        store.optimize()
+        stored = edge_module._stored_bytes(folder / edge_module.SHARD_DIR)
+        _disk_with(monkeypatch, stored // 2 + edge_module.DISK_MARGIN_BYTES)
+        with pytest.raises(StoreDiskFullError, match="optimizing needs about"):
+            store.optimize()
+        monkeypatch.undo()
+        assert store.count() == 40
+
+
 def test_opening_or_creating_a_store_on_a_full_disk_is_a_clear_error(
     built_store: Path, tmp_path: Path, model: ColBERT, monkeypatch: pytest.MonkeyPatch
 ) -> None:

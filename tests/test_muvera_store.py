@@ -62,12 +62,16 @@ def _assert_same_vectors(got: dict[Any, np.ndarray], expected: dict[Any, np.ndar
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_store_made_with_muvera_encodes_its_stored_vectors(engine: str, tmp_path: Path, model: ColBERT) -> None:
-    store = _filled(engine, tmp_path, model, muvera=SMALL)
+@pytest.mark.parametrize("datatype", ["float16", "float32"])
+def test_a_store_made_with_muvera_encodes_its_stored_vectors(
+    engine: str, datatype: str, tmp_path: Path, model: ColBERT
+) -> None:
+    store = _filled(engine, tmp_path, model, muvera=SMALL, datatype=datatype)
     assert store.schema.muvera == SMALL.to_dict() and store.schema.muvera_complete
     stored = store.engine.vectors([point_id(doc_id) for doc_id in corpus()[1]], COLBERT)
-    # The default float16 store keeps rounded values (Qdrant's local mode returns them unrounded).
-    expected = document_fde([np.asarray(stored[pid], dtype=np.float16) for pid in stored], SMALL)
+    # Encodings come from the values as stored: a float16 store keeps rounded ones (Qdrant's local mode
+    # returns them unrounded, so they are rounded here as the store rounds them).
+    expected = document_fde([np.asarray(stored[pid], dtype=datatype) for pid in stored], SMALL)
     got = _muvera_vectors(store)
     assert expected.shape[1] == SMALL.fde_dim(store.schema.vector_size)
     for row, pid in enumerate(stored):

@@ -66,7 +66,7 @@ def test_rerank_of_stored_documents_matches_numpy(store: Any, model: ColBERT, qu
     hits = store.rerank(query, ids)
     assert sorted(hit.id for hit in hits) == sorted(ids)
     expected = dict(zip(ids, maxsim(model.encode_query(query), model.encode_documents(texts))))
-    # Stored vectors are float16, so scores agree to float16 precision, and the order is by score.
+    # A QdrantStore stores float16 by default, so scores agree to float16 precision, and the order is by score.
     for hit in hits:
         assert hit.score == pytest.approx(float(expected[hit.id]), rel=2e-3, abs=2e-2)
     scores = [hit.score for hit in hits]

@@ -167,7 +167,7 @@ def test_float32_scores_equal_numpy_maxsim(engine: str, tmp_path: Path, model: C
 @pytest.mark.slow
 def test_float16_scores_are_within_one_percent(tmp_path: Path, model: ColBERT) -> None:
     # qdrant-client's local mode ignores the storage datatype, so only the embedded engine stores float16.
-    store = _filled("edge", tmp_path, model)
+    store = _filled("edge", tmp_path, model, datatype="float16")
     assert store.schema.datatype == "float16"
     texts, ids, _ = corpus()
     expected = dict(zip(ids, _numpy_scores(model, "comets and dogs", texts)))
@@ -363,7 +363,7 @@ def test_edge_store_remembers_its_model(tmp_path: Path, model: ColBERT, other_mo
     with pytest.raises(ModelMismatchError, match="indexed with"):
         EdgeStore(tmp_path / "store", other_model)
     with pytest.raises(StoreError, match="datatype"):
-        EdgeStore(tmp_path / "store", model, datatype="float32")
+        EdgeStore(tmp_path / "store", model, datatype="float16")
 
 
 def test_edge_store_folder_has_one_owner(tmp_path: Path, model: ColBERT) -> None:

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_FILE = "edgecolbert.json"
 SHARD_DIR = "shard"
+SHARD_CONFIG_FILE = "edge_config.json"
 # The document count at the last clean close; an open that finds fewer has lost segment files.
 CLOSED_COUNT_FILE = "closed-count.json"
 
@@ -51,6 +52,11 @@ CLOSED_COUNT_FILE = "closed-count.json"
 DISK_MARGIN_BYTES = 128 * 2**20
 # A write lands in the write-ahead log and again in a segment, with float32 vectors and indexes on top.
 WRITE_AMPLIFICATION = 4
+# New stores keep float32 token vectors unless told otherwise: Qdrant Edge's MaxSim calls a similarity per
+# query and document vector pair, and over the same candidates its float16 path took 1.2-1.7x the time of
+# float32 (twice the disk for the vectors; benchmarks/store_search_and_indexing.py --layouts). Stores keep
+# the datatype they were created with.
+DEFAULT_DATATYPE: Datatype = "float32"
 
 
 def free_bytes(path: Path) -> int:
@@ -60,10 +66,13 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def check_free_space(path: Path, needed: int, doing: str) -> None:
-    """Refuse before the engine runs out of disk mid-write, which it cannot survive."""
+def check_free_space(path: Path, needed: int, doing: str, *, amplification: int = WRITE_AMPLIFICATION) -> None:
+    """Refuse before the engine runs out of disk mid-write, which it cannot survive.
+
+    ``needed`` is what the caller hands the engine; ``amplification`` how many times that lands on disk.
+    """
     free = free_bytes(path)
-    wanted = needed * WRITE_AMPLIFICATION + DISK_MARGIN_BYTES
+    wanted = needed * amplification + DISK_MARGIN_BYTES
     if free < wanted:
         raise StoreDiskFullError(
             f"The disk under {path} has {_mib(free)} free; {doing} needs about {_mib(wanted)} "
@@ -114,6 +123,7 @@ class EdgeStore(BaseStore):
             bm25=bm25,
             bm25_language=bm25_language,
             muvera=muvera,
+            default_datatype=DEFAULT_DATATYPE,
         )
         existing = _read_schema(self.path)
         self.model, self.schema = resolve_store_model(existing, model, options, dense, self.where, model_kwargs)
@@ -150,8 +160,9 @@ class EdgeStore(BaseStore):
         """Merge segments after a bulk load; searches over many small segments are slower."""
         self._check_open()
         with self._write_lock:
-            # Merging rewrites the segments, so it needs about their size again.
-            check_free_space(self.path, _stored_bytes(self.path / SHARD_DIR), "optimizing")
+            # Merging writes the merged segments beside the old ones, then drops those: at most their size again
+            # (the files already hold the write amplification, so it does not apply twice).
+            check_free_space(self.path, _stored_bytes(self.path / SHARD_DIR), "optimizing", amplification=1)
             self.engine.shard.optimize()
 
     def __repr__(self) -> str:
@@ -283,7 +294,8 @@ class EdgeEngine:
         _check_id_trackers(folder)
         try:
             # A store that has a record is never created over: a missing config is damage, not a new store.
-            if not create or (folder / "edge_config.json").exists():
+            if not create or (folder / SHARD_CONFIG_FILE).exists():
+                _check_layout(folder, schema)
                 shard = edge.EdgeShard.load(str(folder))
             else:
                 shard = edge.EdgeShard.create(str(folder), _edge_config(edge, schema, on_disk))
@@ -351,9 +363,7 @@ class EdgeEngine:
         return edge.Filter(must=must) if must else None
 
     def add_vector(self, name: str, size: int) -> None:
-        # The shard records its vectors in its config file; the engine offers no other way to list them.
-        config = json.loads((self._folder / "edge_config.json").read_text(encoding="utf-8"))
-        if name in config.get("vectors", {}):
+        if name in _shard_vectors(self._folder):
             return
         check_free_space(self._folder, 0, "adding a vector")
         self.shard.update(self._edge.UpdateOperation.create_dense_vector(name, size, self._edge.Distance.Dot))
@@ -377,6 +387,39 @@ class EdgeEngine:
     def close(self) -> None:
         self.shard.flush()
         self.shard.close()
+
+
+def _shard_vectors(folder: Path) -> dict[str, Any]:
+    """The shard's dense vectors as its config file records them; the engine offers no other way to list them."""
+    config = json.loads((folder / SHARD_CONFIG_FILE).read_text(encoding="utf-8"))
+    vectors = config.get("vectors", {}) if isinstance(config, dict) else {}
+    return vectors if isinstance(vectors, dict) else {}
+
+
+def _check_layout(folder: Path, schema: StoreSchema) -> None:
+    """Refuse a shard whose token vectors are not stored as the store's record says.
+
+    The engine would open it and score with its own layout, while writes and the MUVERA encodings
+    follow the record; a copied or restored ``edgecolbert.json`` must not silently mix the two.
+    """
+    try:
+        params = _shard_vectors(folder).get(COLBERT)
+    except (OSError, ValueError):
+        return  # an unreadable config is the engine's to report when it loads
+    if not isinstance(params, dict):
+        return
+    stored = _layout(params.get("datatype") or "float32", params.get("size"), bool(params.get("quantization_config")))
+    recorded = _layout(schema.datatype, schema.vector_size, schema.quantization is not None)
+    if stored != recorded:
+        raise StoreError(
+            f"{folder.parent / SCHEMA_FILE} records token vectors as {recorded}, but the shard in {folder} "
+            f"stores them as {stored}: the record belongs to another store. Restore the folder's {SCHEMA_FILE} "
+            "from a backup, or index into a new store."
+        )
+
+
+def _layout(datatype: object, size: object, quantized: bool) -> str:
+    return f"{datatype}, {size} dimensions{', int8-quantized' if quantized else ''}"
 
 
 # Qdrant Edge's id-tracker log: a type byte, then the external id, then (for inserts) a u32 internal id.
@@ -418,7 +461,9 @@ def _edge_condition(edge: Any, condition: Condition, prefix: str) -> Any:
 
 
 def _edge_config(edge: Any, schema: StoreSchema, on_disk: bool) -> Any:
-    datatype = edge.VectorStorageDatatype.Float16 if schema.datatype == "float16" else None
+    datatype = (
+        edge.VectorStorageDatatype.Float16 if schema.datatype == "float16" else edge.VectorStorageDatatype.Float32
+    )
     quantization = (
         edge.ScalarQuantizationConfig(type=edge.ScalarType.Int8, quantile=0.99, always_ram=True)
         if schema.quantization == "int8"

@@ -39,6 +39,8 @@ class StoreOptions:
     bm25_language: str = "english"
     # True or an FdeParams: give documents a MUVERA vector (True: default settings, or the store's when opening).
     muvera: MuveraOption = None
+    # What a new store stores when ``datatype`` is None (an EdgeStore asks for edge.DEFAULT_DATATYPE).
+    default_datatype: Datatype = "float16"
 
     def check(self) -> None:
         check_muvera_option(self.muvera)
@@ -113,7 +115,7 @@ def new_schema(encoder: ColBERT, options: StoreOptions, dense: Any, *, dense_nam
         model_identity=model_identity(encoder),
         model_dim=encoder.dim,
         vector_size=check_vector_size(options.vector_size, encoder.dim),
-        datatype=options.datatype or "float16",
+        datatype=options.datatype or options.default_datatype,
         quantization=options.quantization,
         bm25=options.bm25,
         bm25_language=options.bm25_language,
