@@ -377,6 +377,23 @@ def test_batches_run_one_per_worker_and_give_the_vectors_of_one_session_in_input
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
+def test_many_threads_share_out_among_a_few_batch_sessions(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _onnx_model(stanford_dir, tmp_path, threads=8)
+    made: list[int] = []
+    real_make_session = onnx_backend.make_session
+
+    def recording(path: Path, *, threads: int, spinning: bool = False) -> Any:
+        made.append(threads)
+        return real_make_session(path, threads=threads, spinning=spinning)
+
+    monkeypatch.setattr(onnx_backend, "make_session", recording)
+    model.encode_documents([f"document {i}" for i in range(12)], batch_size=2)
+    # Each session holds its own weights, so their number is capped; the threads are shared out.
+    assert made == [2] * onnx_backend.MAX_DEFAULT_WORKERS == [2, 2, 2, 2]
+
+
 def test_fewer_texts_than_batch_size_still_give_every_worker_a_batch(stanford_dir: Path, tmp_path: Path) -> None:
     model = _onnx_model(stanford_dir, tmp_path, threads=2, workers=2)
     seen: list[int] = []

@@ -56,6 +56,9 @@ CACHE_ENV_VAR = "EDGECOLBERT_CACHE"
 _EXPORT_RECIPE = "onnx-v3-opset17"
 # Up to this many tokens, one text runs on the latency session (queries are 32 to 64 tokens long).
 LATENCY_MAX_TOKENS = 128
+# At most this many batch sessions by default: each holds its own copy of the weights (the 17m
+# shape's int8 file is 60 MB, mostly the embedding table), and only 2 cores were measured.
+MAX_DEFAULT_WORKERS = 4
 _FP32_NAME = "model.onnx"
 _INT8_NAME = "model.int8.onnx"
 # Older CPU kernels accept the one bias per query row that all heads share but compute wrong
@@ -300,14 +303,15 @@ class OnnxBackend:
     run. On 2 cores (17m shape, int8, one SciFact query at a time) a query's graph took a median
     1.2-1.5 ms spinning against 2.3-2.5 ms blocking, and one thread took 1.9-2.4 ms either way;
     under heavy load from other processes spinning was slower, so ``latency_spinning=False`` turns
-    it off. Batches keep the blocking session (see :func:`make_session`).
+    it off. Batches run on blocking sessions (see :func:`make_session`).
 
     Several batches (:meth:`forward_batches`) run at once, one per worker, each worker on a
-    session of its own with one thread (``workers``, default one per thread). The graph's matrices
-    for one batch are small enough that intra-op threads spend much of their time waiting for each
-    other, and ONNX Runtime releases the GIL while it runs: on 2 shared cores (17m shape, int8,
-    SciFact, batches of 8 to 16) two one-thread sessions fed different batches encoded 1.4x the
-    documents/s of one two-thread session in the run with the least load from other processes.
+    session of its own (``workers``, default one per thread up to :data:`MAX_DEFAULT_WORKERS`,
+    the threads shared out among them). One batch's matrices are small enough that intra-op
+    threads spend much of their time waiting for each other, and ONNX Runtime releases the GIL
+    while it runs: on 2 shared cores (17m shape, int8, SciFact, batches of 8 to 16) two one-thread
+    sessions fed different batches encoded 1.4-1.5x the documents/s of one two-thread session.
+    A lone batch runs on one session with every thread.
 
     The query session is made at once (so an unreadable file fails the load); the others when the
     first batch needs them. Each holds its own copy of the weights (about 0.6 s and 100 MiB for
@@ -329,7 +333,7 @@ class OnnxBackend:
         self.path = path
         self.quantize = quantize
         self.threads = threads if threads is not None else default_threads()
-        self.workers = workers if workers is not None else self.threads
+        self.workers = workers if workers is not None else min(self.threads, MAX_DEFAULT_WORKERS)
         if self.workers < 1:
             raise InvalidInputError(f"workers must be a positive integer, got {self.workers!r}.")
         self._spinning = spinning
@@ -409,7 +413,8 @@ class OnnxBackend:
             with self._sessions_lock:
                 if self._pool is None:
                     # Made here, in the caller's thread, so an unusable file fails the call that needs it.
-                    sessions = [make_session(self.path, threads=1) for _ in range(self.workers)]
+                    threads = max(1, self.threads // self.workers)
+                    sessions = [make_session(self.path, threads=threads) for _ in range(self.workers)]
                     for session in sessions:
                         self._idle_sessions.put(session)
                     self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="edgecolbert-onnx")
