@@ -309,8 +309,9 @@ class OnnxBackend:
     session of its own (``workers``, default one per thread up to :data:`MAX_DEFAULT_WORKERS`,
     the threads shared out among them). One batch's matrices are small enough that intra-op
     threads spend much of their time waiting for each other, and ONNX Runtime releases the GIL
-    while it runs: on 2 shared cores (17m shape, int8, SciFact, batches of 8 to 16) two one-thread
-    sessions fed different batches encoded 1.4-1.5x the documents/s of one two-thread session.
+    while it runs: on 2 shared cores (17m shape, int8, 300 SciFact documents, batches of 16) two
+    one-thread sessions encoded 1.10-1.22x the documents/s of one two-thread session end to end
+    (speed_suite.py, three passes), and 1.4x on ready-tokenized batches of 8 or 16.
     A lone batch runs on one session with every thread.
 
     The query session is made at once (so an unreadable file fails the load); the others when the
