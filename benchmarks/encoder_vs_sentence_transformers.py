@@ -126,7 +126,7 @@ def parity(model: ColBERT, st_model: Any, docs: list[str], queries: list[str], b
     st_docs = st_model.encode_document(docs, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
     st_queries = st_model.encode_query(queries, convert_to_numpy=True, show_progress_bar=False)
 
-    ours_scores = edgecolbert.scoring.maxsim(our_queries, our_docs)
+    ours_scores = edgecolbert.maxsim(our_queries, our_docs)
     st_scores = st_model.similarity(st_queries, st_docs).float().numpy()
     relative = np.abs(ours_scores - st_scores) / np.maximum(np.abs(st_scores), 1e-6)
     return {

@@ -84,7 +84,7 @@ def _contenders(query: np.ndarray, packed: edgecolbert.MultiVectors) -> dict[str
         return sims.max(dim=-1).values.sum(dim=-1)
 
     return {
-        "edgecolbert": lambda: edgecolbert.scoring.maxsim(query, packed),
+        "edgecolbert": lambda: edgecolbert.maxsim(query, packed),
         "matmul": lambda: torch.mm(flat, q.T, out=product),
         "padded": padded_einsum,
     }

@@ -7,6 +7,8 @@ import logging
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -303,29 +305,32 @@ def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> 
     assert blocking_only.latency_session is blocking_only.session
 
 
-def test_a_query_alone_makes_one_session_and_the_first_batch_the_other(
+def test_a_query_alone_makes_one_session_and_batches_one_per_worker(
     stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[bool] = []
+    made: list[tuple[int, bool]] = []
     real_make_session = onnx_backend.make_session
 
     def recording(path: Path, *, threads: int, spinning: bool = False) -> Any:
-        made.append(spinning)
+        made.append((threads, spinning))
         return real_make_session(path, threads=threads, spinning=spinning)
 
     monkeypatch.setattr(onnx_backend, "make_session", recording)
-    model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    model = _onnx_model(stanford_dir, tmp_path, threads=2)
+    del made[:-1]  # the load's own engine, which _onnx_model replaces
     query = model.encode_query("late interaction")
-    assert made == [True]  # a search process never pays for the batch session's copy of the weights
-    documents = model.encode_documents(["two documents", "in one batch"])
-    model.encode_documents(["and another batch", "on the same session"])
-    assert made == [True, False]
+    assert made == [(2, True)]  # a search process never pays for the batch sessions' copies of the weights
+    documents = model.encode_documents(["two documents", "in two batches, one per worker"])
+    model.encode_documents(["and two more", "on the same sessions"])
+    assert made == [(2, True), (1, False), (1, False)]
+    model.encode_documents([" ".join(["a lone document longer than a query"] * 20)])
+    assert made[3:] == [(2, False)]  # a lone batch runs on every thread
     np.testing.assert_array_equal(model.encode_query("late interaction"), query)
     assert len(documents) == 2
 
 
 def test_queries_and_batches_give_the_same_vectors_on_either_session(stanford_dir: Path, tmp_path: Path) -> None:
-    model = ColBERT.from_pretrained(stanford_dir, backend="onnx", onnx_cache_dir=tmp_path)
+    model = _onnx_model(stanford_dir, tmp_path, threads=2, workers=1)
     texts = ["a short query", "another one about glaciers", "a third text"]
     one_by_one = [model.encode_query(text) for text in texts]
     batched = model.encode_queries(texts)
@@ -338,6 +343,94 @@ def test_queries_and_batches_give_the_same_vectors_on_either_session(stanford_di
     model.encode_query("one query")
     model.encode_queries(texts)
     assert calls == ["latency_session", "session"]
+
+
+def test_batches_run_one_per_worker_and_give_the_vectors_of_one_session_in_input_order(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = _onnx_model(stanford_dir, tmp_path, threads=2, workers=1)
+    concurrent = _onnx_model(stanford_dir, tmp_path, threads=2, workers=2)
+    # Lengths mixed on purpose: batches are sorted by length and the input order must come back.
+    texts = [" ".join(["word"] * (1 + (7 * i) % 40)) + f" document {i}." for i in range(23)] + DOCUMENTS
+    running: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+    real_run = onnx_backend._run
+
+    def overlapping(session: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with lock:
+            running.append(1)
+            most[0] = max(most[0], len(running))
+        try:
+            time.sleep(0.02)  # long enough for the other worker to start its batch
+            return real_run(session, input_ids, attention_mask)
+        finally:
+            with lock:
+                running.pop()
+
+    expected = serial.encode_documents(texts, batch_size=4)
+    monkeypatch.setattr(onnx_backend, "_run", overlapping)
+    got = concurrent.encode_documents(texts, batch_size=4)
+    assert most[0] == 2
+    assert len(got) == len(expected)
+    for ours, theirs in zip(got, expected, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_many_threads_share_out_among_a_few_batch_sessions(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _onnx_model(stanford_dir, tmp_path, threads=8)
+    made: list[int] = []
+    real_make_session = onnx_backend.make_session
+
+    def recording(path: Path, *, threads: int, spinning: bool = False) -> Any:
+        made.append(threads)
+        return real_make_session(path, threads=threads, spinning=spinning)
+
+    monkeypatch.setattr(onnx_backend, "make_session", recording)
+    model.encode_documents([f"document {i}" for i in range(12)], batch_size=2)
+    # Each session holds its own weights, so their number is capped; the threads are shared out.
+    assert made == [2] * onnx_backend.MAX_DEFAULT_WORKERS == [2, 2, 2, 2]
+
+
+def test_fewer_texts_than_batch_size_still_give_every_worker_a_batch(stanford_dir: Path, tmp_path: Path) -> None:
+    model = _onnx_model(stanford_dir, tmp_path, threads=2, workers=2)
+    seen: list[int] = []
+    real = model.engine.forward_batches
+
+    def recording(batches: Iterator[Any]) -> Iterator[np.ndarray]:
+        def counted() -> Iterator[Any]:
+            for batch in batches:
+                seen.append(batch.input_ids.shape[0])
+                yield batch
+
+        return real(counted())
+
+    model.engine.forward_batches = recording  # type: ignore[method-assign]
+    vectors = model.encode_documents([f"document number {i}" for i in range(5)], batch_size=16)
+    assert seen == [3, 2]
+    assert len(vectors) == 5
+
+
+def test_a_failing_batch_raises_in_the_caller(
+    stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _onnx_model(stanford_dir, tmp_path, threads=2, workers=2)
+
+    def broken(session: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the runtime failed on this batch")
+
+    monkeypatch.setattr(onnx_backend, "_run", broken)
+    with pytest.raises(RuntimeError, match="failed on this batch"):
+        model.encode_documents([f"document {i}" for i in range(8)], batch_size=2)
+
+
+def _onnx_model(folder: Path, cache: Path, **engine: Any) -> ColBERT:
+    """An ONNX encoder whose engine runs with the given OnnxBackend settings (threads, workers)."""
+    model = ColBERT.from_pretrained(folder, backend="onnx", onnx_cache_dir=cache)
+    model.engine = onnx_backend.OnnxBackend(model.engine.path, **engine)
+    return model
 
 
 class _Recording:

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgecolbert.encoding import prepared
-from edgecolbert.encoding.backends.base import Backend
+from edgecolbert.encoding.backends.base import Backend, ConcurrentBackend
 from edgecolbert.encoding.backends.onnx import (
     OnnxBackend,
     atomic_write,
@@ -412,19 +413,40 @@ class ColBERT:
         sequences = self._token_ids(texts, kind, on_truncation)
         # Similar lengths in a batch waste less compute on padding; the input order is restored below.
         order = np.argsort([-len(ids) for ids in sequences], kind="stable")
+        size = _batch_size_for(len(order), batch_size, self._workers())
+        groups = [order[start : start + size] for start in range(0, len(order), size)]
+        # Padded as the backend asks for them (a few ahead of the results), not all at once.
+        padded: deque[TokenizedBatch] = deque()
+
+        def pad_each() -> Iterator[TokenizedBatch]:
+            for rows in groups:
+                padded.append(self.tokenizer.pad([sequences[i] for i in rows], kind))
+                yield padded[-1]
+
         per_text: list[np.ndarray] = [np.empty((0, self.dim), dtype=np.float32)] * len(texts)
-        batches = range(0, len(order), batch_size)
-        desc = f"Encoding {kind}s"
         from tqdm.auto import tqdm  # half a second to import, which a single query never needs
 
-        for start in tqdm(batches, desc=desc, disable=not show_progress_bar, unit="batch"):
-            rows = order[start : start + batch_size]
-            batch = self.tokenizer.pad([sequences[i] for i in rows], kind)
-            kept, counts = self._forward(batch)
-            bounds = np.concatenate([[0], np.cumsum(counts)])
+        results = tqdm(
+            self._forward_batches(pad_each()),
+            total=len(groups),
+            desc=f"Encoding {kind}s",
+            disable=not show_progress_bar,
+            unit="batch",
+        )
+        for rows, kept in zip(groups, results, strict=True):
+            batch = padded.popleft()
+            bounds = np.concatenate([[0], np.cumsum(batch.keep_mask.sum(axis=1))])
             for position, row in enumerate(rows):
                 per_text[row] = kept[bounds[position] : bounds[position + 1]]
         return MultiVectors.from_arrays(per_text, dim=self.dim)
+
+    def _workers(self) -> int:
+        return self.engine.workers if isinstance(self.engine, ConcurrentBackend) else 1
+
+    def _forward_batches(self, batches: Iterator[TokenizedBatch]) -> Iterator[np.ndarray]:
+        if isinstance(self.engine, ConcurrentBackend):
+            return self.engine.forward_batches(batches)
+        return map(self.engine.forward, batches)
 
     def _token_ids(self, texts: list[str], kind: Kind, on_truncation: Callable[[int], None] | None) -> list[list[int]]:
         """Token ids per text; truncation goes to ``on_truncation`` when given, else to the log."""
@@ -456,6 +478,11 @@ class ColBERT:
             f"ColBERT(name={self.name!r}, layout={self.spec.layout!r}, dim={self.dim}, "
             f"device={str(self._device)!r}{extra})"
         )
+
+
+def _batch_size_for(texts: int, batch_size: int, workers: int) -> int:
+    """``batch_size``, made smaller where that is what gives each of ``workers`` a batch of its own."""
+    return max(1, min(batch_size, -(-texts // workers)))
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:

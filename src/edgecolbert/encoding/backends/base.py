@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -37,4 +38,18 @@ class Backend(Protocol):
 
     def describe(self) -> str:
         """The ``from_pretrained`` arguments that chose it, as the encoder's repr shows them ("" for the default)."""
+        ...
+
+
+@runtime_checkable
+class ConcurrentBackend(Backend, Protocol):
+    """A backend that runs several batches at once; the encoder gives it at least ``workers`` of them."""
+
+    @property
+    def workers(self) -> int:
+        """How many batches it runs at once."""
+        ...
+
+    def forward_batches(self, batches: Iterable[TokenizedBatch]) -> Iterator[np.ndarray]:
+        """:meth:`forward` of each batch, in the order given."""
         ...

@@ -11,12 +11,16 @@ interrupted export leaves nothing behind that a later load could mistake for a f
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
+import queue
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,6 +56,9 @@ CACHE_ENV_VAR = "EDGECOLBERT_CACHE"
 _EXPORT_RECIPE = "onnx-v3-opset17"
 # Up to this many tokens, one text runs on the latency session (queries are 32 to 64 tokens long).
 LATENCY_MAX_TOKENS = 128
+# At most this many batch sessions by default: each holds its own copy of the weights (the 17m
+# shape's int8 file is 60 MB, mostly the embedding table), and only 2 cores were measured.
+MAX_DEFAULT_WORKERS = 4
 _FP32_NAME = "model.onnx"
 _INT8_NAME = "model.int8.onnx"
 # Older CPU kernels accept the one bias per query row that all heads share but compute wrong
@@ -295,10 +302,19 @@ class OnnxBackend:
     run. On 2 cores (17m shape, int8, one SciFact query at a time) a query's graph took a median
     1.2-1.5 ms spinning against 2.3-2.5 ms blocking, and one thread took 1.9-2.4 ms either way;
     under heavy load from other processes spinning was slower, so ``latency_spinning=False`` turns
-    it off. Batches keep the blocking session (see :func:`make_session`).
+    it off. Batches run on blocking sessions (see :func:`make_session`).
 
-    The query session is made at once (so an unreadable file fails the load); the batch session
-    when the first batch runs. Each holds its own copy of the weights (about 0.6 s and 100 MiB for
+    Several batches (:meth:`forward_batches`) run at once, one per worker, each worker on a
+    session of its own (``workers``, default one per thread up to :data:`MAX_DEFAULT_WORKERS`,
+    the threads shared out among them). One batch's matrices are small enough that intra-op
+    threads spend much of their time waiting for each other, and ONNX Runtime releases the GIL
+    while it runs: on 2 shared cores (17m shape, int8, 300 SciFact documents, batches of 16) two
+    one-thread sessions encoded 1.10-1.22x the documents/s of one two-thread session end to end
+    (speed_suite.py, three passes), and 1.4x on ready-tokenized batches of 8 or 16.
+    A lone batch runs on one session with every thread.
+
+    The query session is made at once (so an unreadable file fails the load); the others when the
+    first batch needs them. Each holds its own copy of the weights (about 0.6 s and 100 MiB for
     MiniLM on 2 busy cores), which a process that only answers queries (a search) never needs.
     """
 
@@ -312,14 +328,20 @@ class OnnxBackend:
         threads: int | None = None,
         spinning: bool = False,
         latency_spinning: bool = True,
+        workers: int | None = None,
     ) -> None:
         self.path = path
         self.quantize = quantize
         self.threads = threads if threads is not None else default_threads()
+        self.workers = workers if workers is not None else min(self.threads, MAX_DEFAULT_WORKERS)
+        if self.workers < 1:
+            raise InvalidInputError(f"workers must be a positive integer, got {self.workers!r}.")
         self._spinning = spinning
         self._latency_spinning = spinning or latency_spinning
         self._sessions: dict[bool, Any] = {}  # by whether its workers spin
         self._sessions_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._idle_sessions: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._session(self._latency_spinning)
 
     @property
@@ -357,18 +379,67 @@ class OnnxBackend:
     def forward(self, batch: TokenizedBatch) -> np.ndarray:
         # In numpy: the handful of torch calls this would take were a tenth of a query's latency
         # on the ONNX path (2 cores).
-        kept = self.project(batch.input_ids, batch.attention_mask)[batch.keep_mask]
-        return kept / np.maximum(np.linalg.norm(kept, axis=-1, keepdims=True), 1e-12)
+        return _normalised(self.project(batch.input_ids, batch.attention_mask)[batch.keep_mask])
 
     def project(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """The graph's output: projected, not yet normalised vectors of every position, ``[batch, length, dim]``."""
         short_single = input_ids.shape[0] == 1 and input_ids.shape[1] <= LATENCY_MAX_TOKENS
         session = self.latency_session if short_single else self.session
-        (vectors,) = session.run(["vectors"], {"input_ids": input_ids, "attention_mask": attention_mask})
-        return vectors
+        return _run(session, input_ids, attention_mask)
+
+    def forward_batches(self, batches: Iterable[TokenizedBatch]) -> Iterator[np.ndarray]:
+        """What :meth:`forward` gives for each batch, in order, with up to ``workers`` batches running at once.
+
+        ``batches`` is read a few ahead of the results, never all at once, so a long stream of
+        padded batches is not held in memory.
+        """
+        batches = iter(batches)
+        head = list(itertools.islice(batches, 2))
+        if len(head) < 2 or self.workers == 1:
+            # A lone batch keeps every thread on itself.
+            yield from map(self.forward, itertools.chain(head, batches))
+            return
+        pool = self._worker_pool()
+        pending: deque[Future[np.ndarray]] = deque()
+        for batch in itertools.chain(head, batches):
+            pending.append(pool.submit(self._forward_on_worker, batch))
+            if len(pending) > 2 * self.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._sessions_lock:
+                if self._pool is None:
+                    # Made here, in the caller's thread, so an unusable file fails the call that needs it.
+                    threads = max(1, self.threads // self.workers)
+                    sessions = [make_session(self.path, threads=threads) for _ in range(self.workers)]
+                    for session in sessions:
+                        self._idle_sessions.put(session)
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="edgecolbert-onnx")
+        return self._pool
+
+    def _forward_on_worker(self, batch: TokenizedBatch) -> np.ndarray:
+        # As many sessions as pool threads: one is always idle when a thread asks.
+        session = self._idle_sessions.get()
+        try:
+            vectors = _run(session, batch.input_ids, batch.attention_mask)
+        finally:
+            self._idle_sessions.put(session)
+        return _normalised(vectors[batch.keep_mask])
 
     def describe(self) -> str:
         return f"backend='onnx', quantize={self.quantize!r}"
 
     def __repr__(self) -> str:
         return f"OnnxBackend(path={str(self.path)!r}, quantize={self.quantize!r}, threads={self.threads})"
+
+
+def _run(session: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    (vectors,) = session.run(["vectors"], {"input_ids": input_ids, "attention_mask": attention_mask})
+    return vectors
+
+
+def _normalised(kept: np.ndarray) -> np.ndarray:
+    return kept / np.maximum(np.linalg.norm(kept, axis=-1, keepdims=True), 1e-12)
