@@ -51,7 +51,7 @@ entered = time.time()
 import json, resource, sys
 started, store_path, backend, query = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 import edgecolbert.cli.main
-from edgecolbert.sources.pipeline import open_store
+from edgecolbert.store.connect import open_store
 imported = time.time()
 
 from edgecolbert import ColBERT
