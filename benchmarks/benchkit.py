@@ -54,6 +54,20 @@ def cached_build(name: str, build: Callable[[Path], object]) -> Path:
     return target
 
 
+def interleaved_times(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each call per repeat, the calls taking turns so each sees the same stretch of a shared machine."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(repeats):
+        for label, call in calls.items():
+            started = time.perf_counter()
+            call()
+            samples[label].append(time.perf_counter() - started)
+    return samples
+
+
 def prepare_run(threads: int) -> None:
     """Threads fixed, and no per-pass log lines or load bars in the middle of timed passes."""
     import torch

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchkit import interleaved_times
 
 import edgecolbert
 
@@ -35,7 +35,7 @@ def main() -> None:
     for n in args.candidates:
         query, packed = _data(rng, n, args.doc_tokens, args.query_tokens, args.dim)
         contenders = _contenders(query, packed)
-        times = _interleaved(contenders, args.repeats)
+        times = interleaved_times(contenders, args.repeats)
         row = {"candidates": n, **{name: statistics.median(samples) * 1e3 for name, samples in times.items()}}
         row["ours_over_matmul"] = row["edgecolbert"] / row["matmul"]
         report["rows"].append(row)
@@ -88,18 +88,6 @@ def _contenders(query: np.ndarray, packed: edgecolbert.MultiVectors) -> dict[str
         "matmul": lambda: torch.mm(flat, q.T, out=product),
         "padded": padded_einsum,
     }
-
-
-def _interleaved(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    for run in contenders.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, run in contenders.items():
-            started = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - started)
-    return times
 
 
 if __name__ == "__main__":

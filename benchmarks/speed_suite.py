@@ -52,7 +52,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-from benchkit import BENCH_ROOT, SCIFACT, SHARED, ForeignCpu, HostSpeed, cached_checkpoint, cpu_model, prepare_run
+from benchkit import (
+    BENCH_ROOT,
+    SCIFACT,
+    SHARED,
+    ForeignCpu,
+    HostSpeed,
+    cached_checkpoint,
+    cpu_model,
+    interleaved_times,
+    prepare_run,
+)
 
 import edgecolbert
 from edgecolbert import ColBERT, MultiVectors
@@ -191,16 +201,8 @@ def single_session(model: ColBERT) -> ColBERT:
 
 
 def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each call, the calls taking turns so each sees the same stretch of a shared machine."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    samples: dict[str, list[float]] = {label: [] for label in calls}
-    for _ in range(repeats):
-        for label, call in calls.items():
-            started = time.perf_counter()
-            call()
-            samples[label].append(time.perf_counter() - started)
+    """Median seconds of each call, the calls taking turns (see benchkit.interleaved_times)."""
+    samples = interleaved_times(calls, repeats, warmup)
     return {label: statistics.median(values) for label, values in samples.items()}
 
 
@@ -301,14 +303,14 @@ def reranking(docs: list[str], queries: list[str], args: argparse.Namespace) -> 
 
 
 def maxsim_section(args: argparse.Namespace) -> dict[str, Any]:
-    from maxsim_kernel import _contenders, _data, _interleaved
+    from maxsim_kernel import _contenders, _data
 
     rng = np.random.default_rng(0)
     rows = []
     with ForeignCpu() as foreign:
         for n in (100, 1000):
             query, packed = _data(rng, n, doc_tokens=300, query_tokens=32, dim=48)
-            times = _interleaved(_contenders(query, packed), args.maxsim_repeats)
+            times = interleaved_times(_contenders(query, packed), args.maxsim_repeats)
             row = {"candidates": n, **{name: 1e3 * statistics.median(samples) for name, samples in times.items()}}
             row["ours_over_matmul"] = row["edgecolbert"] / row["matmul"]
             row["padded_over_ours"] = row["padded"] / row["edgecolbert"]
