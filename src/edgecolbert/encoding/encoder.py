@@ -369,8 +369,7 @@ class ColBERT:
         fifth of its time.
         """
         sequences = self._token_ids(check_texts([text]), "query", None)
-        kept, _ = self._forward(self.tokenizer.pad(sequences, "query"))
-        return kept
+        return self.engine.forward(self.tokenizer.pad(sequences, "query"))
 
     def encode_aligned(self, text: str, kind: Kind) -> tuple[np.ndarray, TokenAlignment]:
         """One text's kept ``[n, dim]`` vectors, never pooled, and the token each row stands for.
@@ -380,8 +379,7 @@ class ColBERT:
         ``encode_queries([text])[0]`` / ``encode_documents([text], pool_factor=1)[0]``.
         """
         batch, alignment = self._aligned_batch(text, kind)
-        kept, _ = self._forward(batch)
-        return kept, alignment
+        return self.engine.forward(batch), alignment
 
     def align(self, text: str, kind: Kind) -> TokenAlignment:
         """The token each row of ``text``'s kept vectors stands for, without running the model.
@@ -464,10 +462,6 @@ class ColBERT:
                 kind,
             )
         return sequences
-
-    def _forward(self, batch: TokenizedBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Kept, normalised vectors of a batch packed row by row, and how many each row kept."""
-        return self.engine.forward(batch), batch.keep_mask.sum(axis=1)
 
     def __repr__(self) -> str:
         described = self.engine.describe()
