@@ -301,6 +301,8 @@ def test_session_uses_torch_thread_count(stanford_dir: Path, tmp_path: Path) -> 
     latency = model.engine.latency_session.get_session_options()
     assert latency.get_session_config_entry("session.intra_op.allow_spinning") == "1"
     assert latency.intra_op_num_threads == 1
+    # ...and its workers stop spinning when the run returns, leaving the cores to the MaxSim that follows.
+    assert latency.get_session_config_entry("session.force_spinning_stop") == "1"
     blocking_only = onnx_backend.OnnxBackend(model.engine.path, threads=1, latency_spinning=False)
     assert blocking_only.latency_session is blocking_only.session
 
