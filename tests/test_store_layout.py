@@ -1,4 +1,4 @@
-"""How an EdgeStore keeps its token vectors: float32 for new stores, the recorded layout for existing ones."""
+"""How an EdgeStore keeps its token vectors: float32 and memory-mapped for new stores, as recorded for existing ones."""
 
 from __future__ import annotations
 
@@ -46,6 +46,26 @@ def test_new_stores_keep_float32_vectors(tmp_path: Path, model: ColBERT) -> None
         assert reopened.schema.datatype == "float32"
         assert reopened.search("violins", top_k=3)
     assert _stored_layout(tmp_path / "store")["datatype"] == "float32"
+
+
+def test_new_stores_map_their_vectors_from_disk_and_old_ones_keep_reading_them_in(
+    tmp_path: Path, model: ColBERT
+) -> None:
+    _filled(tmp_path / "mapped", model).close()
+    _filled(tmp_path / "in-memory", model, on_disk=False).close()
+    assert _stored_layout(tmp_path / "mapped")["on_disk"] is True
+    assert _stored_layout(tmp_path / "in-memory")["on_disk"] is False
+    mapped = EdgeStore(tmp_path / "mapped")
+    in_memory = EdgeStore(tmp_path / "in-memory")  # the default does not move an existing store's vectors
+    try:
+        for query in QUERIES:
+            assert [hit.to_dict() for hit in mapped.search(query, top_k=10)] == [
+                hit.to_dict() for hit in in_memory.search(query, top_k=10)
+            ]
+    finally:
+        mapped.close()
+        in_memory.close()
+    assert _stored_layout(tmp_path / "in-memory")["on_disk"] is False
 
 
 @pytest.mark.parametrize(
