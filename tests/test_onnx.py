@@ -114,7 +114,7 @@ def test_minilm_layout_matches_torch_and_int8_stays_close(shared_minilm: Path, s
     np.testing.assert_array_equal(approx.argmax(axis=1), reference.argmax(axis=1))
 
 
-def test_bert_int8_keeps_each_feed_forward_output_float(stanford_dir: Path, tmp_path: Path) -> None:
+def test_bert_int8_keeps_each_feed_forward_output_and_the_projection_float(stanford_dir: Path, tmp_path: Path) -> None:
     import onnx
 
     int8 = ColBERT.from_pretrained(stanford_dir, backend="onnx", quantize="int8", onnx_cache_dir=tmp_path / "cache")
@@ -125,6 +125,9 @@ def test_bert_int8_keeps_each_feed_forward_output_float(stanford_dir: Path, tmp_
     assert [name for name in float_outputs if "attention" not in name] == expected
     quantized = [n.name for n in nodes if n.op_type == "MatMulInteger"]
     assert sum("intermediate/dense" in name for name in quantized) == layers
+    projection = [n.name for n in nodes if n.name.startswith("/projection/")]
+    assert any(n.op_type == "MatMul" for n in nodes if n.name in projection), projection
+    assert not [name for name in quantized if name.startswith("/projection/")]
 
 
 def test_second_load_reuses_the_export(stanford_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

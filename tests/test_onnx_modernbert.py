@@ -134,8 +134,8 @@ def test_int8_quantizes_the_split_projections_as_closely_as_the_plain_trace(tmp_
         onnx_backend.quantize_int8(_export(module, tmp_path / f"{name}.onnx"), int8)
         products = [node for node in onnx.load(str(int8)).graph.node if node.op_type == "MatMulInteger"]
         # Per layer, fused: q, k, v, attention output, GLU input and gate; plain: QKV, attention
-        # output, GLU input; then the projection. The feed-forward output products stay float.
-        assert len(products) == (3 * 6 + 1 if name == "fused" else 3 * 3 + 1)
+        # output, GLU input. The feed-forward output products and the projection stay float.
+        assert len(products) == (3 * 6 if name == "fused" else 3 * 3)
         medians[name] = float(np.median(_cosines(_real_tokens(_run(int8)), expected)))
     assert medians["fused"] > 0.95
     assert medians["fused"] >= medians["plain"] - 0.01
@@ -172,15 +172,20 @@ def test_rotary_scaling_it_cannot_reproduce_keeps_the_plain_trace() -> None:
 
 
 @fused_kernels
-def test_feed_forward_outputs_are_the_products_left_float(tmp_path: Path) -> None:
-    backbone, projection = _backbone(), nn.Linear(64, 16)
+def test_feed_forward_outputs_and_the_projection_are_the_products_left_float(tmp_path: Path) -> None:
+    backbone, projection = _backbone(), nn.Sequential(nn.Linear(64, 32), nn.Linear(32, 16))
     path = _export(onnx_backend.export_module(backbone, projection), tmp_path / "model.onnx")
-    kept = onnx_backend.feed_forward_outputs(onnx.load(str(path)).graph)
+    graph = onnx.load(str(path)).graph
+    kept = onnx_backend.feed_forward_outputs(graph)
     assert kept == [f"/layers.{index}/mlp_out/MatMul" for index in range(3)]
+    head = onnx_backend.projection_products(graph)
+    assert len(head) == 2 and all(name.startswith("/projection/") for name in head)
     int8 = tmp_path / "model.int8.onnx"
     onnx_backend.quantize_int8(path, int8)
-    float_products = {node.name for node in onnx.load(str(int8)).graph.node if node.op_type == "MatMul"}
-    assert set(kept) <= float_products
+    nodes = onnx.load(str(int8)).graph.node
+    float_products = {node.name for node in nodes if node.op_type == "MatMul"}
+    assert set(kept) | set(head) <= float_products
+    assert sum(node.op_type == "MatMulInteger" for node in nodes) > 0  # the rest is quantized
 
 
 def test_an_onnxruntime_with_faulty_kernels_gets_the_plain_trace(monkeypatch: pytest.MonkeyPatch) -> None:
