@@ -69,6 +69,11 @@ def test_the_export_runs_on_onnx_runtime(export: Path) -> None:
     assert vectors[0].shape[1] == model.dim
     assert model.fingerprint != int8.fingerprint
     assert repr(int8).endswith("device='cpu', backend='onnx', quantize='int8')")
+    assert model.dtype_name == "torch.float32"
+    # The torch objects those properties return need torch: a clear error, naming what needs none.
+    for prop in ("device", "dtype"):
+        with pytest.raises(MissingDependencyError, match=rf"ColBERT.{prop} needs torch.*dtype_name"):
+            getattr(model, prop)
 
 
 def test_torch_on_an_export_is_refused(export: Path) -> None:

@@ -129,8 +129,7 @@ class ColBERT:
 
     @property
     def device(self) -> torch.device:
-        import torch
-
+        torch = require("torch", "torch", "ColBERT.device", instead="read ColBERT.dtype_name, which needs no torch")
         return torch.device(self._device)
 
     @property
@@ -568,8 +567,7 @@ def _projection(spec: CheckpointSpec, device: torch.device | str, dtype: torch.d
 
 def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
     """``dtype`` as a torch dtype; a name is spelled as ``str`` spells the dtype (``"torch.float32"``)."""
-    import torch
-
+    torch = require("torch", "torch", "ColBERT.dtype", instead="read ColBERT.dtype_name, which needs no torch")
     return dtype if isinstance(dtype, torch.dtype) else getattr(torch, dtype.removeprefix("torch."))
 
 
