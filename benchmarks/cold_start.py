@@ -136,24 +136,39 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "EDGECOLBERT_CACHE": str(BENCH_ROOT / "cache"), "TOKENIZERS_PARALLELISM": "false"}
 
 
+# Runs the measured command and reports its wall time and peak memory. Linux keeps a process's peak
+# across fork and exec, so a command started straight from a benchmark that holds models reported that
+# benchmark's peak as its own (2.6 GB for a search that used 0.4 GB); started from this small process,
+# it reports its own.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+# The instrumented search reads its spawn time from its arguments.
+command = [repr(time.time()) if part == "{spawned}" else part for part in command]
+started = time.perf_counter()
+child = subprocess.Popen(command)
+_, status, usage = os.wait4(child.pid, 0)
+wall = time.perf_counter() - started
+with open(report, "w") as out:
+    json.dump({"wall": wall, "peak_kib": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, out)
+"""
+
+
 def run_child(command: list[str]) -> tuple[float, float, str]:
     """Wall seconds, peak resident MiB and standard output of one process."""
-    with tempfile.TemporaryFile() as errors:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=child_env(), text=True)
-        stdout = process.stdout.read()
-        # wait4, not wait: it also returns this child's own peak memory.
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
+    with tempfile.TemporaryFile() as errors, tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "child.json"
+        launched = [sys.executable, "-c", LAUNCHER, str(report), *command]
+        finished = subprocess.run(launched, stdout=subprocess.PIPE, stderr=errors, env=child_env(), text=True)
+        child = json.loads(report.read_text()) if report.is_file() else {"code": finished.returncode}
+        if finished.returncode != 0 or child["code"] != 0:
             errors.seek(0)
             sys.exit(f"error: {' '.join(command)} failed:\n{errors.read().decode()}")
-    return wall, usage.ru_maxrss / 1024, stdout
+    return child["wall"], child["peak_kib"] / 1024, finished.stdout
 
 
 def search_phases(store: Path, backend: str) -> dict:
-    command = [sys.executable, "-c", PROBE, repr(time.time()), str(store), backend, QUERY]
+    command = [sys.executable, "-c", PROBE, "{spawned}", str(store), backend, QUERY]
     _, _, stdout = run_child(command)
     return json.loads(stdout.strip().splitlines()[-1])
 
