@@ -54,17 +54,23 @@ def cached_build(name: str, build: Callable[[Path], object]) -> Path:
     return target
 
 
-def interleaved_times(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds of each call per repeat, the calls taking turns so each sees the same stretch of a shared machine."""
+def interleaved_times(
+    calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, block: int = 1
+) -> dict[str, list[float]]:
+    """Seconds of each call per repeat, the calls taking turns so each sees the same stretch of a shared machine.
+
+    A turn is ``block`` calls of one contender in a row, each timed.
+    """
     for call in calls.values():
         for _ in range(warmup):
             call()
     samples: dict[str, list[float]] = {label: [] for label in calls}
-    for _ in range(repeats):
+    while any(len(taken) < repeats for taken in samples.values()):
         for label, call in calls.items():
-            started = time.perf_counter()
-            call()
-            samples[label].append(time.perf_counter() - started)
+            for _ in range(min(block, repeats - len(samples[label]))):
+                started = time.perf_counter()
+                call()
+                samples[label].append(time.perf_counter() - started)
     return samples
 
 

@@ -12,8 +12,8 @@ depend on weights), SciFact documents from ../shared, 2 threads. Sections:
      different batches at once, as the encoder runs them), ONNX int8 on a single session with
      every thread (the previous way, kept as the A/B for the per-core sessions);
      sentence-transformers 6.2 MultiVectorEncoder; the bare backbone forward on the same batches
-     (the ceiling); and one query's encoding time per backend, the backends taking turns query by
-     query (--spin-ab adds the ONNX contenders with spinning worker threads, ONNX Runtime's
+     (the ceiling); and one query's encoding time per backend, the backends taking turns in runs
+     of ten queries (--spin-ab adds the ONNX contenders with spinning worker threads, ONNX Runtime's
      default, against the blocking ones edgecolbert uses);
   2. cold rerank of 100 candidates (encode them and the query, MaxSim) against a cross-encoder of
      the ms-marco-MiniLM-L-6-v2 shape (random weights, built here) on the same 100 documents;
@@ -82,6 +82,7 @@ FLOORS = {"a": 2.0, "b": 0.25, "c": 2.0, "d-search": 2.0, "d-serve": 3.0, "e": 2
 # Targets met at or above their floor; the others at or below it.
 AT_LEAST = {"a", "f", "g"}
 COLD_START_DOCS = 200
+QUERY_BLOCK = 10  # queries per turn when the backends' single-query latencies are timed
 # Above this share of foreign CPU time during a section, its verdicts are marked untrustworthy.
 NOISY_SHARE = 0.10
 # A latency is an absolute time, so it is also marked untrustworthy when the host ran this much
@@ -129,7 +130,11 @@ def encoding(shape: str, docs: list[str], queries: list[str], args: argparse.Nam
     with ForeignCpu() as foreign:
         rates = measure(runs, len(docs), args.repeats)
         # Every query once untimed, then each twice timed: on a shared 2-core machine a median of
-        # 50 single calls moved by a millisecond from run to run.
+        # 50 single calls moved by a millisecond from run to run. The backends take turns in runs of
+        # QUERY_BLOCK queries: a backend's threads keep the cores a moment after its call returns
+        # (torch's OpenMP workers spin), and turns of one call had each query start on cores the
+        # previous backend still held (in one run ONNX int8 took 2.35 ms a query there, against 1.48 ms
+        # when it took turns only with its own warm rerank).
         host = HostSpeed()
         host.sample()
         query_ms = {
@@ -138,6 +143,7 @@ def encoding(shape: str, docs: list[str], queries: list[str], args: argparse.Nam
                 {label: _one_query(model, queries) for label, model in models.items()},
                 repeats=2 * len(queries),
                 warmup=len(queries),
+                block=QUERY_BLOCK,
             ).items()
         }
         host.sample()
@@ -200,9 +206,11 @@ def single_session(model: ColBERT) -> ColBERT:
     return twin
 
 
-def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+def interleaved_medians(
+    calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, block: int = 1
+) -> dict[str, float]:
     """Median seconds of each call, the calls taking turns (see benchkit.interleaved_times)."""
-    samples = interleaved_times(calls, repeats, warmup)
+    samples = interleaved_times(calls, repeats, warmup, block)
     return {label: statistics.median(values) for label, values in samples.items()}
 
 
