@@ -161,5 +161,6 @@ def _machine_busy_seconds() -> float | None:
 
 
 def _own_cpu_seconds() -> float:
+    """This process's CPU time and that of the processes it started and waited for (the commands it times)."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
