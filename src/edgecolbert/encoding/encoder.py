@@ -568,7 +568,7 @@ def _projection(spec: CheckpointSpec, device: torch.device | str, dtype: torch.d
 def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
     """``dtype`` as a torch dtype; a name is spelled as ``str`` spells the dtype (``"torch.float32"``)."""
     torch = require("torch", "torch", "ColBERT.dtype", instead="read ColBERT.dtype_name, which needs no torch")
-    return dtype if isinstance(dtype, torch.dtype) else getattr(torch, dtype.removeprefix("torch."))
+    return getattr(torch, dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
 
 
 def load_config(folder: Path, *, trust_remote_code: bool) -> Any:
