@@ -105,7 +105,12 @@ def test_the_folder_holds_graphs_tokenizer_and_settings(stanford_dir: Path, expo
         "tokenizer.json",
     ]
     manifest = json.loads((export_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-    spec = ColBERT.from_pretrained(stanford_dir, device="cpu").spec
+    checkpoint = ColBERT.from_pretrained(stanford_dir, device="cpu")
+    spec = checkpoint.spec
+    # The position limit the lengths are checked against, the backbone config's own.
+    config = json.loads((stanford_dir / "config.json").read_text(encoding="utf-8"))
+    assert manifest["max_positions"] == checkpoint.max_positions == config["max_position_embeddings"]
+    assert ColBERT.from_pretrained(export_dir).max_positions == checkpoint.max_positions
     settings = manifest["encoding"]
     assert (settings["query_length"], settings["document_length"]) == (spec.query_length, spec.document_length)
     assert (settings["query_prefix"], settings["document_prefix"]) == (spec.query_prefix, spec.document_prefix)

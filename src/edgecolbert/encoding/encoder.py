@@ -23,7 +23,6 @@ from edgecolbert.encoding.backends.onnx import (
     check_backend,
     export_folder,
     load_backend,
-    require_onnxruntime,
 )
 from edgecolbert.encoding.checkpoint import (
     CheckpointSpec,
@@ -113,10 +112,13 @@ class ColBERT:
         dtype: torch.dtype | str,
         pool_factor: int = 1,
         origin: Origin | None = None,
+        max_positions: int | None = None,
     ) -> None:
         self.spec = spec
         # The checkpoint an export folder was made from (None for a checkpoint loaded itself).
         self.origin = origin
+        # The backbone's position limit, which the lengths were checked against (None where its config names none).
+        self.max_positions = max_positions
         self.engine = engine
         self.tokenizer = tokenizer
         self.name = name
@@ -224,13 +226,13 @@ class ColBERT:
         record = prepared.read_record(onnx_record) if onnx_record is not None else None
         # With a record, transformers (and torch) is imported only if the export has to be made again.
         config: Any = (
-            None if record is not None else load_config(spec.backbone_dir, trust_remote_code=trust_remote_code)
+            None if record is not None else _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code)
         )
 
         def load_backbone() -> nn.Module:
             return _load_backbone(
                 spec.backbone_dir,
-                config if config is not None else load_config(spec.backbone_dir, trust_remote_code=trust_remote_code),
+                config if config is not None else _load_config(spec.backbone_dir, trust_remote_code=trust_remote_code),
                 dtype=_torch_dtype(torch_dtype),
                 trust_remote_code=trust_remote_code,
                 attn_implementation=attn_implementation,
@@ -275,7 +277,16 @@ class ColBERT:
         logger.info(
             "Loaded %s (%s layout) on %s as %s, %s backend", name, spec.layout, torch_device, torch_dtype, backend
         )
-        return cls(spec, engine, tokenizer, name=name, device=torch_device, dtype=torch_dtype, pool_factor=pool_factor)
+        return cls(
+            spec,
+            engine,
+            tokenizer,
+            name=name,
+            device=torch_device,
+            dtype=torch_dtype,
+            pool_factor=pool_factor,
+            max_positions=max_positions,
+        )
 
     @classmethod
     def _from_export(
@@ -296,7 +307,6 @@ class ColBERT:
         tokenizer = ColbertTokenizer.from_state(
             spec, exported.tokenizer_state, query_length=query_length, document_length=document_length
         )
-        require_onnxruntime()
         engine = OnnxBackend(exported.graph(quantize), quantize=quantize)
         logger.info("Loaded the export %s (of %s) on ONNX Runtime", exported.folder, exported.origin.path)
         return cls(
@@ -308,6 +318,7 @@ class ColBERT:
             dtype=_ONNX_DTYPE,
             pool_factor=pool_factor,
             origin=exported.origin,
+            max_positions=exported.max_positions,
         )
 
     def with_pool_factor(self, pool_factor: int) -> ColBERT:
@@ -571,7 +582,7 @@ def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
     return getattr(torch, dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
 
 
-def load_config(folder: Path, *, trust_remote_code: bool) -> Any:
+def _load_config(folder: Path, *, trust_remote_code: bool) -> Any:
     require("transformers", "torch", f"Loading the checkpoint {folder}", instead=_EXPORT_HINT)
     from transformers import AutoConfig
 

@@ -155,7 +155,7 @@ def export_model(
     """
     for module in ("torch", "transformers", "onnx"):
         require(module, "torch", _EXPORT_FEATURE)
-    from edgecolbert.encoding.encoder import ColBERT, load_config
+    from edgecolbert.encoding.encoder import ColBERT
     from edgecolbert.store.schema import model_identity
 
     target = Path(target).expanduser()
@@ -167,15 +167,15 @@ def export_model(
         name_or_path, backend="onnx", quantize="int8", onnx_cache_dir=onnx_cache_dir, **load_kwargs
     )
     spec = model.spec
-    config = load_config(spec.backbone_dir, trust_remote_code=bool(load_kwargs.get("trust_remote_code", False)))
+    tokenizer = model.tokenizer.state()
     manifest = {
         "format": FORMAT,
         "graphs": {"fp32": _GRAPHS[None], "int8": _GRAPHS["int8"]},
         "inputs": ["input_ids", "attention_mask"],
         "output": "vectors: projected token vectors, not yet normalised (the projection head is inside the graph)",
         "encoding": _settings(spec),
-        "tokenizer": {key: value for key, value in model.tokenizer.state().items() if key != "tokenizer"},
-        "max_positions": getattr(config, "max_position_embeddings", None),
+        "tokenizer": {key: value for key, value in tokenizer.items() if key != "tokenizer"},
+        "max_positions": model.max_positions,
         "source": {
             "name": model.name,
             "path": str(spec.path),
@@ -185,7 +185,7 @@ def export_model(
         },
     }
     graphs = _graph_files(export_folder(spec, onnx_cache_dir))
-    _write_folder(target, graphs, model.tokenizer.state()["tokenizer"], manifest)
+    _write_folder(target, graphs, tokenizer["tokenizer"], manifest)
     return target
 
 
